@@ -1,0 +1,348 @@
+//! Raw sections → validated config: defaults applied, ranges checked, paths resolved. The same
+//! output and CGI builders serve the server-wide sections and each route's overrides.
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::error::{join_key, ConfigError, Source};
+use super::raw::{Field, RawCgi, RawConfig, RawLog, RawOutput, RawServer, RawTls};
+use super::units::{DurationValue, ListenAddr, SizeValue};
+use super::{
+    route, AccessLog, CgiConfig, Config, LogConfig, OutputConfig, ServerConfig, TlsConfig,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SESSION_CACHE, MAX_MAX_HEADERS, MAX_MAX_HEAD_BYTES,
+    MIN_MAX_HEAD_BYTES,
+};
+
+/// A check on a value; the error is the message after the key.
+type Check<'c, T> = &'c dyn Fn(&T) -> Result<(), String>;
+
+/// `out.field = table.pick(raw.field, out.field, "field", check)?`: the key in messages is the
+/// field's own name, so the two cannot drift apart.
+macro_rules! set {
+    ($table:expr, $out:ident . $field:ident, $raw:ident, $check:expr) => {
+        $out.$field = $table.pick($raw.$field, $out.$field, stringify!($field), $check)?
+    };
+}
+
+/// Parses, checks and resolves a whole file.
+pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let src = Source::new(text, path);
+    let raw: RawConfig = serde_path_to_error::deserialize(toml::de::Deserializer::new(text))
+        .map_err(|err| src.deserialize_error(err))?;
+    let ctx = Builder {
+        src,
+        base_dir: folder_of(path),
+    };
+    let server = ctx.server(raw.server)?;
+    let log = ctx.log(raw.log)?;
+    let output = ctx.output(OutputConfig::default(), raw.output, "output", "mode")?;
+    let cgi = ctx.cgi(CgiConfig::default(), raw.cgi, "cgi")?;
+    let routes = route::build_routes(&ctx, raw.route, &output, &cgi)?;
+    let tls = raw
+        .tls
+        .map(|tls| ctx.tls(tls, &server.listen))
+        .transpose()?;
+    Ok(Config {
+        server,
+        log,
+        output,
+        cgi,
+        routes,
+        tls,
+        base_dir: ctx.base_dir,
+        source: Some(path.to_path_buf()),
+    })
+}
+
+/// The folder relative paths are resolved against, made absolute so it does not depend on the
+/// current directory staying the same.
+fn folder_of(path: &Path) -> PathBuf {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
+}
+
+/// What building needs: the text for positions and the folder for paths.
+pub(crate) struct Builder<'a> {
+    pub(crate) src: Source<'a>,
+    pub(crate) base_dir: PathBuf,
+}
+
+/// One table of the file, so keys in messages get their full path (`route[2].timeout`).
+struct Table<'b> {
+    ctx: &'b Builder<'b>,
+    path: &'b str,
+}
+
+impl Table<'_> {
+    /// The value of `raw` converted to `T` and checked, or `default` when the key is absent.
+    fn pick<W, T>(
+        &self,
+        raw: Field<W>,
+        default: T,
+        name: &str,
+        check: Check<'_, T>,
+    ) -> Result<T, ConfigError>
+    where
+        W: TryInto<T>,
+    {
+        let Some(raw) = raw else {
+            return Ok(default);
+        };
+        let span = raw.span();
+        let key = join_key(self.path, name);
+        let value: T = raw.into_inner().try_into().map_err(|_| {
+            self.ctx
+                .src
+                .invalid(span.clone(), &key, "value is too large")
+        })?;
+        check(&value).map_err(|message| self.ctx.src.invalid(span, key, message))?;
+        Ok(value)
+    }
+}
+
+impl Builder<'_> {
+    fn table<'b>(&'b self, path: &'b str) -> Table<'b> {
+        Table { ctx: self, path }
+    }
+
+    fn server(&self, raw: RawServer) -> Result<ServerConfig, ConfigError> {
+        let mut c = ServerConfig::default();
+        let t = self.table("server");
+        c.listen = self.listen(raw.listen, c.listen, "server.listen", &[])?;
+        set!(t, c.max_connections, raw, &at_least(1));
+        set!(t, c.max_requests_per_connection, raw, &at_least(1));
+        set!(t, c.header_timeout, raw, &positive);
+        set!(t, c.body_timeout, raw, &positive);
+        set!(t, c.keep_alive_timeout, raw, &positive);
+        set!(t, c.write_timeout, raw, &positive);
+        let head_range = between(MIN_MAX_HEAD_BYTES, MAX_MAX_HEAD_BYTES);
+        set!(t, c.max_head_bytes, raw, &head_range);
+        set!(t, c.max_headers, raw, &between(1, MAX_MAX_HEADERS));
+        set!(t, c.max_body_bytes, raw, &any);
+        set!(t, c.shutdown_timeout, raw, &any);
+        set!(t, c.half_close, raw, &any);
+        Ok(c)
+    }
+
+    fn log(&self, raw: RawLog) -> Result<LogConfig, ConfigError> {
+        let mut c = LogConfig::default();
+        let t = self.table("log");
+        set!(t, c.level, raw, &|level: &String| {
+            if level.trim().is_empty() {
+                Err("must not be empty (e.g. \"info\" or \"cgigate=debug\")".to_owned())
+            } else {
+                Ok(())
+            }
+        });
+        if let Some(access) = raw.access {
+            let span = access.span();
+            c.access = self
+                .access_log(&access.into_inner())
+                .map_err(|message| self.src.invalid(span, "log.access", message))?;
+        }
+        set!(t, c.format, raw, &any);
+        Ok(c)
+    }
+
+    fn access_log(&self, text: &str) -> Result<AccessLog, String> {
+        Ok(match text {
+            "stdout" => AccessLog::Stdout,
+            "stderr" => AccessLog::Stderr,
+            "off" => AccessLog::Off,
+            "" => return Err("must be stdout, stderr, off or a file path".to_owned()),
+            path => AccessLog::File(self.base_dir.join(path)),
+        })
+    }
+
+    /// `base` with the keys present in `raw` applied. `table` is the key path for messages;
+    /// `mode_key` is `mode` in `[output]` and `output` in a route.
+    pub(crate) fn output(
+        &self,
+        mut c: OutputConfig,
+        raw: RawOutput,
+        table: &str,
+        mode_key: &str,
+    ) -> Result<OutputConfig, ConfigError> {
+        let t = self.table(table);
+        c.mode = t.pick(raw.mode, c.mode, mode_key, &any)?;
+        set!(t, c.buffer_limit, raw, &any);
+        set!(t, c.flush_after, raw, &any);
+        Ok(c)
+    }
+
+    /// `base` with the keys present in `raw` applied; `table` is the key path for messages.
+    /// A table-valued key (`env`, `interpreters`) replaces the base one as a whole.
+    pub(crate) fn cgi(
+        &self,
+        mut c: CgiConfig,
+        raw: RawCgi,
+        table: &str,
+    ) -> Result<CgiConfig, ConfigError> {
+        let t = self.table(table);
+        set!(t, c.max_children, raw, &at_least(1));
+        set!(t, c.queue_timeout, raw, &any);
+        set!(t, c.timeout, raw, &positive);
+        set!(t, c.idle_timeout, raw, &positive);
+        set!(t, c.kill_grace, raw, &any);
+        set!(t, c.request_body, raw, &any);
+        set!(t, c.spool_memory, raw, &any);
+        set!(t, c.pass_auth, raw, &any);
+        set!(t, c.nph, raw, &any);
+        if let Some(names) = raw.pass_env {
+            c.pass_env = names.into_inner().into_iter().map(|n| n.0).collect();
+        }
+        if let Some(env) = raw.env {
+            c.env = env
+                .into_inner()
+                .into_iter()
+                .map(|(k, v)| (k.0, v.0))
+                .collect();
+        }
+        if let Some(map) = raw.interpreters {
+            c.interpreters = map
+                .into_inner()
+                .into_iter()
+                .map(|(ext, program)| (ext.0, self.program(program.0)))
+                .collect();
+        }
+        Ok(c)
+    }
+
+    /// A bare program name is left for `PATH` lookup, as a shell would; anything with a slash
+    /// is a path and so relative to the config's folder.
+    fn program(&self, program: String) -> PathBuf {
+        if program.contains('/') {
+            self.base_dir.join(program)
+        } else {
+            PathBuf::from(program)
+        }
+    }
+
+    /// `[tls]`; `plain` are the plain-HTTP addresses, which TLS cannot also bind.
+    fn tls(&self, raw: Spanned<RawTls>, plain: &[SocketAddr]) -> Result<TlsConfig, ConfigError> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let required = |key: &str| {
+            let message = "required when [tls] is present";
+            self.src.invalid(span.clone(), key, message)
+        };
+        if raw.listen.is_none() {
+            return Err(required("tls.listen"));
+        }
+        let cert = raw.cert.ok_or_else(|| required("tls.cert"))?;
+        let key = raw.key.ok_or_else(|| required("tls.key"))?;
+        let mut c = TlsConfig {
+            listen: self.listen(raw.listen, Vec::new(), "tls.listen", plain)?,
+            cert: self.path(cert, "tls.cert")?,
+            key: self.path(key, "tls.key")?,
+            session_cache: DEFAULT_SESSION_CACHE,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        };
+        let t = self.table("tls");
+        set!(t, c.session_cache, raw, &any);
+        set!(t, c.handshake_timeout, raw, &positive);
+        Ok(c)
+    }
+
+    /// A non-empty path string, resolved against the config's folder.
+    pub(crate) fn path(&self, raw: Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        let span = raw.span();
+        let text = raw.into_inner();
+        if text.is_empty() {
+            return Err(self.src.invalid(span, key, "path must not be empty"));
+        }
+        Ok(self.base_dir.join(text))
+    }
+
+    /// A non-empty address list. A fixed port listed twice, here or in `taken`, is refused
+    /// now: at bind time it would fail without a line number.
+    fn listen(
+        &self,
+        raw: Field<Vec<Spanned<ListenAddr>>>,
+        default: Vec<SocketAddr>,
+        key: &str,
+        taken: &[SocketAddr],
+    ) -> Result<Vec<SocketAddr>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(default);
+        };
+        let span = raw.span();
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for (i, entry) in raw.into_inner().into_iter().enumerate() {
+            let span = entry.span();
+            let addr = entry.into_inner().0;
+            if addr.port() != 0 && (taken.contains(&addr) || addrs.contains(&addr)) {
+                let key = format!("{key}[{}]", i + 1);
+                return Err(self
+                    .src
+                    .invalid(span, key, format!("{addr} is listed twice")));
+            }
+            addrs.push(addr);
+        }
+        if addrs.is_empty() {
+            return Err(self
+                .src
+                .invalid(span, key, "at least one address is required"));
+        }
+        Ok(addrs)
+    }
+}
+
+fn any<T>(_: &T) -> Result<(), String> {
+    Ok(())
+}
+
+fn positive(d: &Duration) -> Result<(), String> {
+    if d.is_zero() {
+        Err("must be greater than 0".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+fn at_least<T: PartialOrd + Display + Copy>(min: T) -> impl Fn(&T) -> Result<(), String> {
+    move |v| {
+        if *v < min {
+            Err(format!("must be at least {min} (got {v})"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn between<T: PartialOrd + Display + Copy>(min: T, max: T) -> impl Fn(&T) -> Result<(), String> {
+    move |v| {
+        if *v < min || *v > max {
+            Err(format!("must be between {min} and {max} (got {v})"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl From<DurationValue> for Duration {
+    fn from(value: DurationValue) -> Self {
+        value.0
+    }
+}
+
+impl From<SizeValue> for u64 {
+    fn from(value: SizeValue) -> Self {
+        value.0
+    }
+}
+
+impl TryFrom<SizeValue> for usize {
+    type Error = std::num::TryFromIntError;
+
+    fn try_from(value: SizeValue) -> Result<Self, Self::Error> {
+        usize::try_from(value.0)
+    }
+}

@@ -1,0 +1,175 @@
+//! The config file exactly as written (SPEC §2): every key optional and spanned, so defaults
+//! are applied and values checked afterwards with their positions still known.
+
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::units::{DurationValue, EnvName, EnvValue, Extension, ListenAddr, Program, SizeValue};
+use super::{LogFormat, OutputMode, RequestBody};
+
+/// A key that may be absent, with the position of its value when present.
+pub(crate) type Field<T> = Option<Spanned<T>>;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub(crate) server: RawServer,
+    #[serde(default)]
+    pub(crate) log: RawLog,
+    #[serde(default)]
+    pub(crate) output: RawOutput,
+    #[serde(default)]
+    pub(crate) cgi: RawCgi,
+    #[serde(default)]
+    pub(crate) route: Vec<Spanned<RawRoute>>,
+    pub(crate) tls: Option<Spanned<RawTls>>,
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) listen: Field<Vec<Spanned<ListenAddr>>>,
+    pub(crate) max_connections: Field<usize>,
+    pub(crate) max_requests_per_connection: Field<u64>,
+    pub(crate) header_timeout: Field<DurationValue>,
+    pub(crate) body_timeout: Field<DurationValue>,
+    pub(crate) keep_alive_timeout: Field<DurationValue>,
+    pub(crate) write_timeout: Field<DurationValue>,
+    pub(crate) max_head_bytes: Field<SizeValue>,
+    pub(crate) max_headers: Field<usize>,
+    pub(crate) max_body_bytes: Field<SizeValue>,
+    pub(crate) shutdown_timeout: Field<DurationValue>,
+    pub(crate) half_close: Field<bool>,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    pub(crate) level: Field<String>,
+    pub(crate) access: Field<String>,
+    pub(crate) format: Field<LogFormat>,
+}
+
+/// `[output]`, and the same three settings taken from a route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutput {
+    pub(crate) mode: Field<OutputMode>,
+    pub(crate) buffer_limit: Field<SizeValue>,
+    pub(crate) flush_after: Field<DurationValue>,
+}
+
+/// `[cgi]`, and the CGI settings taken from a route (where `max_children` stays `None`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCgi {
+    pub(crate) max_children: Field<usize>,
+    pub(crate) queue_timeout: Field<DurationValue>,
+    pub(crate) timeout: Field<DurationValue>,
+    pub(crate) idle_timeout: Field<DurationValue>,
+    pub(crate) kill_grace: Field<DurationValue>,
+    pub(crate) request_body: Field<RequestBody>,
+    pub(crate) spool_memory: Field<SizeValue>,
+    pub(crate) pass_auth: Field<bool>,
+    pub(crate) nph: Field<bool>,
+    pub(crate) pass_env: Field<Vec<EnvName>>,
+    pub(crate) env: Field<BTreeMap<EnvName, EnvValue>>,
+    pub(crate) interpreters: Field<BTreeMap<Extension, Program>>,
+}
+
+/// One `[[route]]`. `flatten` cannot be combined with `deny_unknown_fields`, so the output and
+/// CGI keys are repeated here and split off by [`RawRoute::split`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) prefix: Field<String>,
+    pub(crate) handler: Field<String>,
+    pub(crate) static_dir: Field<String>,
+    pub(crate) cgi_dir: Field<String>,
+    pub(crate) cgi_script: Field<String>,
+    pub(crate) plugin: Field<String>,
+    pub(crate) plugin_config: Field<String>,
+    pub(crate) output: Field<OutputMode>,
+    pub(crate) buffer_limit: Field<SizeValue>,
+    pub(crate) flush_after: Field<DurationValue>,
+    /// Accepted only to be refused with a precise message.
+    pub(crate) max_children: Field<IgnoredAny>,
+    pub(crate) queue_timeout: Field<DurationValue>,
+    pub(crate) timeout: Field<DurationValue>,
+    pub(crate) idle_timeout: Field<DurationValue>,
+    pub(crate) kill_grace: Field<DurationValue>,
+    pub(crate) request_body: Field<RequestBody>,
+    pub(crate) spool_memory: Field<SizeValue>,
+    pub(crate) pass_auth: Field<bool>,
+    pub(crate) nph: Field<bool>,
+    pub(crate) pass_env: Field<Vec<EnvName>>,
+    pub(crate) env: Field<BTreeMap<EnvName, EnvValue>>,
+    pub(crate) interpreters: Field<BTreeMap<Extension, Program>>,
+}
+
+/// The part of a route that says what it is, once its output and CGI settings are split off.
+#[derive(Debug)]
+pub(crate) struct RawRouteHead {
+    pub(crate) prefix: Field<String>,
+    pub(crate) handler: Field<String>,
+    pub(crate) static_dir: Field<String>,
+    pub(crate) cgi_dir: Field<String>,
+    pub(crate) cgi_script: Field<String>,
+    pub(crate) plugin: Field<String>,
+    pub(crate) plugin_config: Field<String>,
+    pub(crate) max_children: Field<IgnoredAny>,
+}
+
+impl RawRoute {
+    /// Separates what the route is from the settings it overrides.
+    pub(crate) fn split(self) -> (RawRouteHead, RawOutput, RawCgi) {
+        let head = RawRouteHead {
+            prefix: self.prefix,
+            handler: self.handler,
+            static_dir: self.static_dir,
+            cgi_dir: self.cgi_dir,
+            cgi_script: self.cgi_script,
+            plugin: self.plugin,
+            plugin_config: self.plugin_config,
+            max_children: self.max_children,
+        };
+        let output = RawOutput {
+            mode: self.output,
+            buffer_limit: self.buffer_limit,
+            flush_after: self.flush_after,
+        };
+        let cgi = RawCgi {
+            max_children: None,
+            queue_timeout: self.queue_timeout,
+            timeout: self.timeout,
+            idle_timeout: self.idle_timeout,
+            kill_grace: self.kill_grace,
+            request_body: self.request_body,
+            spool_memory: self.spool_memory,
+            pass_auth: self.pass_auth,
+            nph: self.nph,
+            pass_env: self.pass_env,
+            env: self.env,
+            interpreters: self.interpreters,
+        };
+        (head, output, cgi)
+    }
+}
+
+/// `[tls]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) listen: Field<Vec<Spanned<ListenAddr>>>,
+    pub(crate) cert: Field<String>,
+    pub(crate) key: Field<String>,
+    pub(crate) session_cache: Field<usize>,
+    pub(crate) handshake_timeout: Field<DurationValue>,
+}

@@ -1,0 +1,191 @@
+//! The `Handler` trait — the one interface for everything that answers a request
+//! (CGI, built-ins, static files, native plugins) — and the request a handler sees.
+//!
+//! A handler gets the parsed head, facts about the connection, and the body as an
+//! incremental reader; it answers through a [`Response`]. Handlers are infallible at the
+//! boundary (as in axum): an `Err` before the head went out becomes a 500, an `Err` after it
+//! closes the connection, so nothing half-written ever looks complete on the wire.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, Notify};
+
+use crate::http::decode::BodyError;
+use crate::http::head::{BodyFraming, RequestHead};
+pub use crate::response::Response;
+
+/// A boxed, `Send` future: what [`Handler::call`] returns (the trait stays object-safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything that answers a request implements this; the router only knows handlers.
+pub trait Handler: Send + Sync + 'static {
+    /// Answer one request. Dropping the returned future (the client went away, shutdown timed
+    /// out) must release everything the handler holds: cancellation is the stop signal.
+    fn call<'a>(
+        &'a self,
+        req: &'a mut Request,
+        res: &'a mut Response,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
+
+/// Why a handler could not finish. Mapped to a response in one place (the connection).
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The client is gone; nothing more can be sent.
+    #[error("client disconnected")]
+    Disconnected,
+    /// The request body was malformed, too large or stalled.
+    #[error("request body: {0}")]
+    Body(#[from] BodyError),
+    /// An I/O error inside the handler (a file, a pipe).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Anything else, with a message for the log (never sent to the client).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// One request, as a handler sees it.
+pub struct Request {
+    /// The validated request head.
+    pub head: RequestHead,
+    /// The connection it came on.
+    pub conn: ConnInfo,
+    /// The prefix of the route that matched (what CGI calls the mount point).
+    pub prefix: Arc<str>,
+    /// The request path with dot-segments removed (RFC 3986 §5.2.4), still percent-encoded;
+    /// the router matched on this.
+    pub path: String,
+    /// The request body, read incrementally.
+    pub body: Body,
+}
+
+impl Request {
+    /// The raw path below the route prefix ("" when the path is the prefix itself).
+    pub fn path_below_prefix(&self) -> &str {
+        self.path.strip_prefix(&*self.prefix).unwrap_or("")
+    }
+}
+
+/// State shared between one exchange's handler side and its connection loop.
+#[derive(Debug, Default)]
+pub(crate) struct ExchangeShared {
+    connected: AtomicBool,
+    /// Wakes the connection loop the first time the handler asks for the body (100-continue).
+    pub(crate) body_wanted_notify: Notify,
+}
+
+impl ExchangeShared {
+    pub(crate) fn new() -> Arc<ExchangeShared> {
+        let shared = ExchangeShared::default();
+        shared.connected.store(true, Ordering::Relaxed);
+        Arc::new(shared)
+    }
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_disconnected(&self) {
+        self.connected.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A message from the connection to the body reader: a piece of data or the failure.
+pub(crate) type BodyMsg = Result<Bytes, BodyError>;
+
+/// The request body as an incremental reader. Chunked bodies arrive de-chunked; the first
+/// read of a request that sent `Expect: 100-continue` makes the server send `100 Continue`.
+pub struct Body {
+    rx: Option<mpsc::Receiver<BodyMsg>>,
+    shared: Arc<ExchangeShared>,
+    framing: BodyFraming,
+    asked: bool,
+}
+
+impl Body {
+    pub(crate) fn new(
+        rx: Option<mpsc::Receiver<BodyMsg>>,
+        shared: Arc<ExchangeShared>,
+        framing: BodyFraming,
+    ) -> Body {
+        Body {
+            rx,
+            shared,
+            framing,
+            asked: false,
+        }
+    }
+
+    /// A body that is already complete and empty (tests, internal redirects).
+    pub fn empty() -> Body {
+        Body::new(None, ExchangeShared::new(), BodyFraming::None)
+    }
+
+    /// Next piece of the body; `Ok(None)` at its end.
+    pub async fn read(&mut self) -> Result<Option<Bytes>, BodyError> {
+        if !self.asked {
+            self.asked = true;
+            self.shared.body_wanted_notify.notify_one();
+        }
+        let Some(rx) = self.rx.as_mut() else {
+            return Ok(None);
+        };
+        match rx.recv().await {
+            Some(Ok(data)) => Ok(Some(data)),
+            Some(Err(e)) => {
+                self.rx = None;
+                Err(e)
+            }
+            None => {
+                self.rx = None;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Read the whole body into memory, failing with `TooLarge` beyond `limit` bytes.
+    pub async fn read_to_end(&mut self, limit: usize) -> Result<Vec<u8>, BodyError> {
+        let mut all = Vec::new();
+        while let Some(piece) = self.read().await? {
+            if all.len() + piece.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            all.extend_from_slice(&piece);
+        }
+        Ok(all)
+    }
+
+    /// The declared length, for a Content-Length body.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.framing {
+            BodyFraming::Length(n) => Some(n),
+            BodyFraming::None => Some(0),
+            BodyFraming::Chunked => None,
+        }
+    }
+
+    /// Whether the request has a body at all (a length > 0 or chunked).
+    pub fn is_present(&self) -> bool {
+        !matches!(self.framing, BodyFraming::None | BodyFraming::Length(0))
+    }
+
+    /// Whether the body arrives chunked.
+    pub fn is_chunked(&self) -> bool {
+        self.framing == BodyFraming::Chunked
+    }
+}

@@ -1,0 +1,59 @@
+//! Built-in handlers: `status`, `echo`, `ticker`, static files, and the small answers the
+//! router needs (404, redirect to a folder).
+
+mod echo;
+mod static_dir;
+mod status;
+mod ticker;
+
+pub use echo::Echo;
+pub use static_dir::StaticDir;
+pub use status::Status;
+pub use ticker::Ticker;
+
+use crate::handler::{BoxFuture, Handler, HandlerError, Request};
+use crate::response::Response;
+
+/// Answer with a short plain-text body and the given status.
+pub(crate) async fn plain(res: &mut Response, status: u16, text: &str) -> Result<(), HandlerError> {
+    let body = format!("{status} {}\n", text);
+    res.status(status);
+    res.set_header("Content-Type", "text/plain; charset=utf-8");
+    res.sized(body.len() as u64);
+    res.write(body).await
+}
+
+/// 404 for paths no route matches.
+pub struct NotFound;
+
+impl Handler for NotFound {
+    fn call<'a>(
+        &'a self,
+        _req: &'a mut Request,
+        res: &'a mut Response,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(plain(res, 404, "Not Found"))
+    }
+}
+
+/// 301 from `/folder` to `/folder/` for routes whose prefix is a folder.
+pub struct RedirectToPrefix;
+
+impl Handler for RedirectToPrefix {
+    fn call<'a>(
+        &'a self,
+        req: &'a mut Request,
+        res: &'a mut Response,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let mut location = req.prefix.to_string();
+            let query = req.head.query();
+            if !query.is_empty() {
+                location.push('?');
+                location.push_str(query);
+            }
+            res.set_header("Location", location);
+            plain(res, 301, "Moved Permanently").await
+        })
+    }
+}

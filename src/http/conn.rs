@@ -1,0 +1,609 @@
+//! One client connection: read a head → route → run the handler → frame and write its
+//! response → keep-alive or close. The handler future is polled inside this task's select
+//! loop, next to the socket, the body decoder and the timers, so one place sees everything
+//! that can happen during an exchange: output, body demand (`100 Continue`), a client that
+//! goes away, a stalled upload, a client that stops reading, shutdown.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, timeout, Instant};
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::access_log::Entry;
+use crate::handler::{Body, BodyMsg, ConnInfo, ExchangeShared, Handler, Request};
+use crate::http::decode::{Decoder, Step};
+use crate::http::framer::{self, Framer, OutputLimits};
+use crate::http::head::{self, BodyFraming, Limits, RequestHead};
+use crate::http::outbuf::OutQueue;
+use crate::response::{Cmd, Response};
+use crate::server::Shared;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Most request-body bytes read ahead of the handler (bytes).
+const BODY_READ_AHEAD: usize = 64 * 1024;
+/// Body pieces queued for the handler before reading pauses.
+const BODY_QUEUE: usize = 4;
+/// Handler commands queued before the handler waits (back-pressure).
+const CMD_QUEUE: usize = 8;
+/// Output bytes queued for a slow client before the handler waits (bytes).
+const OUT_HIGH_WATER: usize = 256 * 1024;
+/// An unread request body up to this size is read and discarded to keep the connection (bytes).
+const DRAIN_LIMIT: u64 = 256 * 1024;
+/// Lingering close: how long, and how much, we read and discard after an error response so
+/// the client sees the response instead of a reset.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Serve one connection until it closes. Errors are logged here and never escape.
+pub async fn serve<R, W>(r: R, w: W, info: ConnInfo, shared: Arc<Shared>, id: u64)
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let shutdown = shared.shutdown.subscribe();
+    let span = info_span!("conn", id, peer = %info.peer);
+    let conn = Conn {
+        r,
+        w,
+        info,
+        rbuf: BytesMut::new(),
+        out: OutQueue::new(),
+        read_eof: false,
+        shutdown,
+        shared,
+    };
+    conn.run().instrument(span).await;
+}
+
+struct Conn<R, W> {
+    r: R,
+    w: W,
+    info: ConnInfo,
+    rbuf: BytesMut,
+    out: OutQueue,
+    read_eof: bool,
+    shutdown: watch::Receiver<bool>,
+    shared: Arc<Shared>,
+}
+
+/// How an exchange left the connection.
+enum Outcome {
+    KeepAlive,
+    /// Write what is queued, then close.
+    Close,
+    /// Write the error response, then close lingering (RFC 9112 §9.6).
+    Linger,
+    /// The client is gone; drop everything.
+    Gone,
+}
+
+impl<R, W> Conn<R, W>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    async fn run(mut self) {
+        let cfg = &self.shared.config.server;
+        // header_timeout counts from accept, then from the end of each response; it is a
+        // deadline for the whole head, never reset by a byte arriving.
+        let mut head_deadline = Instant::now() + cfg.header_timeout;
+        let mut idle_deadline = head_deadline;
+        let mut served = 0u64;
+        loop {
+            let head = match self.read_head(head_deadline, idle_deadline).await {
+                Ok(Some(head)) => head,
+                Ok(None) => break,
+                Err(outcome) => return self.finish(outcome).await,
+            };
+            served += 1;
+            let cfg = &self.shared.config.server;
+            let keep_alive = served < cfg.max_requests_per_connection && !self.is_shutting_down();
+            match self.exchange(head, keep_alive).await {
+                Outcome::KeepAlive => {
+                    let cfg = &self.shared.config.server;
+                    let now = Instant::now();
+                    head_deadline = now + cfg.header_timeout;
+                    idle_deadline = now + cfg.keep_alive_timeout.min(cfg.header_timeout);
+                    self.out.shrink();
+                    if self.rbuf.is_empty() {
+                        // An idle keep-alive connection holds no buffer memory.
+                        self.rbuf = BytesMut::new();
+                    }
+                }
+                outcome => return self.finish(outcome).await,
+            }
+        }
+        self.finish(Outcome::Close).await;
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    fn limits(&self) -> Limits {
+        let cfg = &self.shared.config.server;
+        Limits {
+            max_head_bytes: cfg.max_head_bytes,
+            max_headers: cfg.max_headers,
+            max_body_bytes: cfg.max_body_bytes,
+        }
+    }
+
+    /// Wait for a complete head. `Ok(None)`: close quietly (idle timeout, EOF, shutdown).
+    async fn read_head(
+        &mut self,
+        deadline: Instant,
+        idle_deadline: Instant,
+    ) -> Result<Option<RequestHead>, Outcome> {
+        let limits = self.limits();
+        // head::parse rescans from the start; call it only when the bytes could hold a whole
+        // head (or break a limit), so a client trickling bytes costs O(n), not O(n²).
+        let mut scanned = 0;
+        loop {
+            if may_end_head(&self.rbuf, &mut scanned) || self.rbuf.len() > limits.max_head_bytes {
+                match head::parse(&mut self.rbuf, &limits) {
+                    Ok(Some(head)) => return Ok(Some(head)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        debug!(error = %e, status = e.status(), "closing: bad request head");
+                        self.shared.stats.count_error();
+                        framer::error_response(&mut self.out, e.status(), e.as_str(), false, false);
+                        return Err(Outcome::Linger);
+                    }
+                }
+            }
+            if self.read_eof {
+                return Ok(None);
+            }
+            let idle = self.rbuf.is_empty();
+            let until = if idle {
+                deadline.min(idle_deadline)
+            } else {
+                deadline
+            };
+            let shutting_down = self.is_shutting_down();
+            tokio::select! {
+                n = read_some(&mut self.r, &mut self.rbuf) => match n {
+                    Ok(0) => self.read_eof = true,
+                    Ok(_) => {}
+                    Err(_) => return Ok(None),
+                },
+                _ = sleep_until(until) => {
+                    if idle {
+                        return Ok(None);
+                    }
+                    debug!("closing: header_timeout");
+                    framer::error_response(&mut self.out, 408, "request head not received in time", false, false);
+                    return Err(Outcome::Close);
+                }
+                _ = self.shutdown.changed(), if idle && !shutting_down => {}
+            }
+            if idle && self.is_shutting_down() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Run one request/response exchange.
+    async fn exchange(&mut self, head: RequestHead, keep_alive: bool) -> Outcome {
+        let started = Instant::now();
+        let wall = SystemTime::now();
+        let route = self.shared.router.route(head.path());
+        let path = route.path;
+        let entry = route.entry;
+        let server = &self.shared.config.server;
+
+        let mut decoder = match head.body {
+            BodyFraming::None => Decoder::empty(),
+            BodyFraming::Length(n) => Decoder::length(n),
+            BodyFraming::Chunked => Decoder::chunked().with_limit(server.max_body_bytes),
+        };
+        let xs = ExchangeShared::new();
+        let (mut body_tx, body_rx) = if decoder.is_end() {
+            (None, None)
+        } else {
+            let (tx, rx) = mpsc::channel::<BodyMsg>(BODY_QUEUE);
+            (Some(tx), Some(rx))
+        };
+        let (cmd_tx, mut cmd_rx) = mpsc::channel(CMD_QUEUE);
+        let limits = OutputLimits {
+            buffer_limit: entry.output.buffer_limit,
+            flush_after: entry.output.flush_after,
+        };
+        let mut framer = Framer::new(
+            head.version,
+            head.is_head(),
+            keep_alive && head.keep_alive,
+            limits,
+        );
+        let expects_continue = head.expect_continue && !decoder.is_end();
+        let body_framing = head.body;
+        let mut req = Request {
+            head,
+            conn: self.info,
+            prefix: entry.prefix.clone(),
+            path,
+            body: Body::new(body_rx, xs.clone(), body_framing),
+        };
+        let mut res = Response::new(cmd_tx, xs.clone(), entry.output.mode.into());
+        let span = info_span!(
+            "request",
+            method = req.head.method_str(),
+            path = req.head.path()
+        );
+        let mut fut = Box::pin(run_handler(&*entry.handler, &mut req, &mut res).instrument(span));
+
+        let half_close = server.half_close;
+        let body_timeout = server.body_timeout;
+        let write_timeout = server.write_timeout;
+        let pipeline_cap = server.max_head_bytes;
+        let mut st = ExchangeState {
+            continue_sent: false,
+            handler_done: false,
+            ended: false,
+            decode_blocked: self.rbuf.is_empty(),
+            drained: 0,
+            body_progress: Instant::now(),
+            write_progress: Instant::now(),
+            first_write: None,
+            outcome: None,
+            shutdown_seen: self.is_shutting_down(),
+        };
+        if st.shutdown_seen {
+            framer.downgrade_keep_alive();
+        }
+
+        while st.outcome.is_none() {
+            let body_done = decoder.is_end();
+            let waiting_for_client = !body_done
+                && !self.read_eof
+                && st.decode_blocked
+                && (!expects_continue || st.continue_sent)
+                && (body_tx.is_some() || st.ended);
+            let read_cap = if body_done {
+                pipeline_cap
+            } else {
+                BODY_READ_AHEAD
+            };
+            let can_read = !self.read_eof && self.rbuf.len() < read_cap;
+            let can_decode = !body_done && !st.decode_blocked;
+            let out_was_empty = self.out.is_empty();
+            let auto_deadline = framer.deadline().map(Instant::from_std);
+            let shutting_down = st.shutdown_seen;
+
+            tokio::select! {
+                biased;
+                cmd = cmd_rx.recv(), if !st.ended && self.out.len() < OUT_HIGH_WATER => {
+                    if out_was_empty {
+                        st.write_progress = Instant::now();
+                    }
+                    let now = Instant::now().into_std();
+                    match cmd {
+                        Some(Cmd::Head(h)) => {
+                            if !decoder.is_end() && expects_continue && !st.continue_sent {
+                                // RFC 9110 §10.1.1: the client may never send the body now;
+                                // the connection cannot be reused.
+                                framer.downgrade_keep_alive();
+                            }
+                            framer.head(h, &mut self.out, now);
+                        }
+                        Some(Cmd::Data(d)) => framer.data(d, &mut self.out, now),
+                        Some(Cmd::Flush) => framer.flush(&mut self.out),
+                        Some(Cmd::End) => {
+                            framer.end(&mut self.out);
+                            st.ended = true;
+                        }
+                        Some(Cmd::Abort) | None => {
+                            framer.abort(&mut self.out);
+                            st.ended = true;
+                        }
+                    }
+                    if st.ended {
+                        // Nobody reads the body any more; what is left is drained or the
+                        // connection closes.
+                        body_tx = None;
+                        if expects_continue && !st.continue_sent {
+                            framer.downgrade_keep_alive();
+                        }
+                    }
+                }
+                n = write_out(&mut self.w, &mut self.out), if !self.out.is_empty() => match n {
+                    Ok(n) if n > 0 => {
+                        self.out.advance(n);
+                        st.write_progress = Instant::now();
+                        st.first_write.get_or_insert(st.write_progress);
+                    }
+                    _ => {
+                        debug!("client gone while writing");
+                        st.outcome = Some(Outcome::Gone);
+                    }
+                },
+                permit = reserve(body_tx.clone()), if can_decode && body_tx.is_some() => {
+                    match decoder.decode(&mut self.rbuf) {
+                        Ok(Step::Data(d)) => {
+                            st.body_progress = Instant::now();
+                            let _ = permit.send(Ok(d));
+                            if decoder.is_end() {
+                                // A length body ends with its last byte: tell the reader now.
+                                body_tx = None;
+                            }
+                        }
+                        Ok(Step::NeedMore) => st.decode_blocked = true,
+                        Ok(Step::End) => {
+                            drop(permit);
+                            body_tx = None;
+                        }
+                        Err(e) => {
+                            let _ = permit.send(Err(e));
+                            st.outcome = Some(self.body_failed(&mut framer, e.status(), e.as_str()));
+                        }
+                    }
+                }
+                _ = std::future::ready(()), if can_decode && body_tx.is_none() && st.ended => {
+                    match decoder.decode(&mut self.rbuf) {
+                        Ok(Step::Data(d)) => {
+                            st.body_progress = Instant::now();
+                            st.drained += d.len() as u64;
+                            if st.drained > DRAIN_LIMIT {
+                                framer.downgrade_keep_alive();
+                            }
+                        }
+                        Ok(Step::NeedMore) => st.decode_blocked = true,
+                        Ok(Step::End) => {}
+                        Err(_) => framer.downgrade_keep_alive(),
+                    }
+                }
+                n = read_some(&mut self.r, &mut self.rbuf), if can_read => match n {
+                    Ok(0) => {
+                        self.read_eof = true;
+                        if !decoder.is_end() || !half_close {
+                            // SPEC §5.6: EOF while the response is pending is a disconnect.
+                            debug!("client closed its side");
+                            st.outcome = Some(Outcome::Gone);
+                        } else {
+                            framer.downgrade_keep_alive();
+                        }
+                    }
+                    Ok(_) => {
+                        st.decode_blocked = false;
+                        st.body_progress = Instant::now();
+                    }
+                    Err(_) => st.outcome = Some(Outcome::Gone),
+                },
+                _ = xs.body_wanted_notify.notified(), if expects_continue && !st.continue_sent => {
+                    st.continue_sent = true;
+                    st.body_progress = Instant::now();
+                    if !framer.is_head_emitted() {
+                        // RFC 9110 §15.2.1: the interim response precedes the final one.
+                        self.out.push_slice(framer::CONTINUE);
+                    }
+                }
+                _ = &mut fut, if !st.handler_done => st.handler_done = true,
+                _ = sleep_opt(auto_deadline), if auto_deadline.is_some() => {
+                    framer.timer(&mut self.out, Instant::now().into_std());
+                }
+                _ = sleep_until(st.write_progress + write_timeout), if !self.out.is_empty() => {
+                    debug!("closing: write_timeout");
+                    st.outcome = Some(Outcome::Gone);
+                }
+                _ = sleep_until(st.body_progress + body_timeout), if waiting_for_client => {
+                    debug!("closing: body_timeout");
+                    st.outcome = Some(self.body_failed(&mut framer, 408, "request body not received in time"));
+                }
+                _ = self.shutdown.changed(), if !shutting_down => {
+                    st.shutdown_seen = true;
+                    framer.downgrade_keep_alive();
+                }
+            }
+
+            if st.outcome.is_none() && st.ended && st.handler_done && self.out.is_empty() {
+                let body_settled = decoder.is_end() || !framer.keep_alive();
+                if body_settled || self.read_eof {
+                    st.outcome = Some(
+                        if framer.keep_alive() && decoder.is_end() && !self.read_eof {
+                            Outcome::KeepAlive
+                        } else {
+                            Outcome::Close
+                        },
+                    );
+                }
+            }
+        }
+        let outcome = st.outcome.unwrap_or(Outcome::Close);
+        if matches!(outcome, Outcome::Gone) {
+            xs.set_disconnected();
+        }
+        drop(fut);
+        drop(res);
+        let keep = matches!(outcome, Outcome::KeepAlive);
+        self.shared
+            .stats
+            .count_response(framer.framing(), framer.status() != 0);
+        self.shared
+            .access
+            .log(Entry {
+                peer: self.info.peer,
+                time: wall,
+                head: &req.head,
+                status: framer.status(),
+                bytes: framer.body_bytes(),
+                mode: framer.mode(),
+                framing: framer.framing(),
+                ttfb: st.first_write.map(|t| t - started),
+                total: started.elapsed(),
+                keep_alive: keep,
+                completed: !matches!(outcome, Outcome::Gone),
+            })
+            .await;
+        outcome
+    }
+
+    /// The request body is broken or stalled: answer with `status` if nothing went out yet,
+    /// then close — the end of the request is in doubt (SPEC §3).
+    fn body_failed(&mut self, framer: &mut Framer, status: u16, detail: &str) -> Outcome {
+        if framer.is_head_emitted() {
+            return Outcome::Gone;
+        }
+        self.out.clear();
+        framer.downgrade_keep_alive();
+        framer::error_response(&mut self.out, status, detail, false, false);
+        if status == 408 {
+            Outcome::Close
+        } else {
+            Outcome::Linger
+        }
+    }
+
+    /// Write what is queued (bounded by write_timeout), then close, lingering if asked.
+    async fn finish(mut self, outcome: Outcome) {
+        if matches!(outcome, Outcome::Gone) {
+            return;
+        }
+        let write_timeout = self.shared.config.server.write_timeout;
+        while !self.out.is_empty() {
+            match timeout(write_timeout, write_out(&mut self.w, &mut self.out)).await {
+                Ok(Ok(n)) if n > 0 => self.out.advance(n),
+                _ => return,
+            }
+        }
+        let _ = timeout(write_timeout, self.w.shutdown()).await;
+        if matches!(outcome, Outcome::Linger) && !self.read_eof {
+            // RFC 9112 §9.6: keep reading a little so the client gets the response, not a RST.
+            let deadline = Instant::now() + LINGER_TIME;
+            let mut discarded = 0;
+            while discarded < LINGER_BYTES {
+                self.rbuf.clear();
+                match tokio::time::timeout_at(deadline, read_some(&mut self.r, &mut self.rbuf))
+                    .await
+                {
+                    Ok(Ok(n)) if n > 0 => discarded += n,
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+struct ExchangeState {
+    continue_sent: bool,
+    handler_done: bool,
+    ended: bool,
+    decode_blocked: bool,
+    drained: u64,
+    body_progress: Instant,
+    write_progress: Instant,
+    first_write: Option<Instant>,
+    outcome: Option<Outcome>,
+    shutdown_seen: bool,
+}
+
+/// Run the handler and report its end to the connection. A panic is contained here and
+/// treated like an error: a 500, or a closed connection if the head already went out.
+async fn run_handler(handler: &dyn Handler, req: &mut Request, res: &mut Response) {
+    let result = CatchUnwind(handler.call(req, res)).await;
+    match result {
+        Ok(Ok(())) => {
+            let _ = res.end().await;
+        }
+        Ok(Err(e)) => {
+            debug!(error = %e, "handler failed");
+            res.abort().await;
+        }
+        Err(()) => {
+            warn!("handler panicked");
+            res.abort().await;
+        }
+    }
+}
+
+/// Polls a future inside `catch_unwind`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
+
+/// Whether `buf` holds a possible end of a head ("\n\r\n" or "\n\n", the latter so that a
+/// bare-LF head is refused at once); `scanned` remembers how far earlier calls looked.
+fn may_end_head(buf: &[u8], scanned: &mut usize) -> bool {
+    let start = scanned.saturating_sub(2);
+    let found = buf[start.min(buf.len())..]
+        .windows(2)
+        .enumerate()
+        .any(|(i, w)| {
+            w[0] == b'\n'
+                && (w[1] == b'\n' || (w[1] == b'\r' && buf.get(start + i + 2) == Some(&b'\n')))
+        });
+    *scanned = buf.len();
+    found
+}
+
+async fn read_some<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+    buf.reserve(READ_CHUNK);
+    r.read_buf(buf).await
+}
+
+async fn write_out<W: AsyncWrite + Unpin>(w: &mut W, out: &mut OutQueue) -> std::io::Result<usize> {
+    out.seal();
+    let slices = out.slices();
+    w.write_vectored(&slices).await
+}
+
+async fn reserve(tx: Option<mpsc::Sender<BodyMsg>>) -> mpsc::OwnedPermit<BodyMsg> {
+    match tx {
+        Some(tx) => match tx.reserve_owned().await {
+            Ok(permit) => permit,
+            // The handler dropped its body reader: nothing to forward to, ever.
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_end_head;
+
+    #[test]
+    fn head_end_is_found_across_reads() {
+        let whole = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        for split in 0..whole.len() {
+            let mut scanned = 0;
+            let first = may_end_head(&whole[..split], &mut scanned);
+            let second = may_end_head(whole, &mut scanned);
+            assert!(!first, "split {split}");
+            assert!(second, "split {split}");
+        }
+        let mut scanned = 0;
+        assert!(may_end_head(b"GET / HTTP/1.1\nHost: x\n\n", &mut scanned));
+        let mut scanned = 0;
+        assert!(!may_end_head(
+            b"GET / HTTP/1.1\r\nHost: x\r\n",
+            &mut scanned
+        ));
+    }
+}

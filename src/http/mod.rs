@@ -1,0 +1,9 @@
+//! HTTP/1.1 on our own core (RFC 9112): sans-IO parsers and framers, and the connection
+//! loop that drives them.
+
+pub mod conn;
+pub mod decode;
+pub mod encode;
+pub mod framer;
+pub mod head;
+pub mod outbuf;

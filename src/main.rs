@@ -1,0 +1,127 @@
+//! The `cgigate` binary: parse the command line, load the config, start logging, serve until
+//! SIGTERM/SIGINT. Exit codes: 0 clean, 1 runtime failure, 2 usage or config error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cgigate::cli::{Cli, Command};
+use cgigate::config::Config;
+use cgigate::server::{build_router, Server};
+use cgigate::stats::Stats;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cgigate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Some(Command::Check) => check(&config),
+        None => run(config, &cli),
+    }
+}
+
+fn load_config(explicit: Option<&Path>) -> Result<Config, cgigate::config::ConfigError> {
+    if let Some(path) = explicit {
+        return Config::load(path);
+    }
+    let default = Path::new("config.toml");
+    if default.is_file() {
+        return Config::load(default);
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    Ok(Config::defaults(&cwd))
+}
+
+fn check(config: &Config) -> ExitCode {
+    match build_router(config, &Arc::new(Stats::default())) {
+        Ok(_) => {
+            let name = config.source.as_ref().map_or_else(
+                || "built-in defaults".to_string(),
+                |p| p.display().to_string(),
+            );
+            println!("{name}: ok ({} routes)", config.routes.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cgigate: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(mut config: Config, cli: &Cli) -> ExitCode {
+    if !cli.listen.is_empty() {
+        config.server.listen = cli.listen.clone();
+    }
+    // --log-level beats RUST_LOG, which beats the config file.
+    let filter = match (&cli.log_level, std::env::var("RUST_LOG")) {
+        (Some(level), _) => EnvFilter::try_new(level),
+        (None, Ok(env)) if !env.is_empty() => EnvFilter::try_new(env),
+        _ => EnvFilter::try_new(&config.log.level),
+    };
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cgigate: invalid log level: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cgigate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let server = match Server::bind(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("cgigate: {e}");
+                return ExitCode::from(if e.is_config_error() { 2 } else { 1 });
+            }
+        };
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            for url in server.urls() {
+                let _ = writeln!(out, "listening on {url}");
+            }
+            let _ = out.flush();
+        }
+        server.run(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

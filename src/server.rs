@@ -1,0 +1,260 @@
+//! Listeners, the accept loop, the connection limit and graceful shutdown. Each connection
+//! runs in a task of its own holding a semaphore permit (`max_connections`: beyond it,
+//! accept waits) and a drop-guard sender, so shutdown can wait for in-flight responses.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tracing::{debug, info, warn};
+
+use crate::access_log::AccessLog;
+use crate::config::{Config, RouteKind};
+use crate::handler::{ConnInfo, Handler};
+use crate::handlers::{Echo, StaticDir, Status, Ticker};
+use crate::router::{RouteEntry, Router};
+use crate::stats::Stats;
+
+/// After an accept error (EMFILE, ENFILE…) wait this long before accepting again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long the access log gets to write its last lines at exit.
+const LOG_DRAIN: Duration = Duration::from_secs(2);
+
+/// What every connection task shares.
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Config,
+    /// Routes.
+    pub router: Router,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// The access log.
+    pub access: AccessLog,
+    /// Flips to true once at shutdown.
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A route cannot be served (a missing folder, an unknown handler…): a config problem.
+    #[error("{file}:{line}: route {prefix}: {message}")]
+    Route {
+        /// The config file.
+        file: String,
+        /// The route's line.
+        line: usize,
+        /// The route's prefix.
+        prefix: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The access log file cannot be opened.
+    #[error("cannot open access log: {0}")]
+    AccessLog(#[source] std::io::Error),
+}
+
+impl ServerError {
+    /// Whether this is the configuration's fault (exit 2) rather than the environment's (exit 1).
+    pub fn is_config_error(&self) -> bool {
+        matches!(self, ServerError::Route { .. })
+    }
+}
+
+/// Build the router for a config, checking that every route can be served.
+pub fn build_router(config: &Config, stats: &Arc<Stats>) -> Result<Router, ServerError> {
+    let file = config.source.as_ref().map_or_else(
+        || "(built-in defaults)".to_string(),
+        |p| p.display().to_string(),
+    );
+    let mut entries = Vec::with_capacity(config.routes.len());
+    for route in &config.routes {
+        let fail = |message: String| ServerError::Route {
+            file: file.clone(),
+            line: route.line,
+            prefix: route.prefix.clone(),
+            message,
+        };
+        let handler: Arc<dyn Handler> = match &route.kind {
+            RouteKind::Handler(name) => match name.as_str() {
+                "status" => Arc::new(Status::new(stats.clone())),
+                "echo" => Arc::new(Echo),
+                "ticker" => Arc::new(Ticker),
+                other => return Err(fail(format!("unknown handler {other:?}"))),
+            },
+            RouteKind::StaticDir(dir) => Arc::new(
+                StaticDir::new(dir)
+                    .map_err(|e| fail(format!("static_dir {}: {e}", dir.display())))?,
+            ),
+            RouteKind::CgiDir(_) | RouteKind::CgiScript(_) => {
+                return Err(fail(
+                    "CGI routes are not available in this build yet".into(),
+                ))
+            }
+            RouteKind::Plugin { .. } => {
+                return Err(fail(
+                    "plugin routes are not available in this build yet".into(),
+                ))
+            }
+        };
+        entries.push(RouteEntry {
+            prefix: Arc::from(route.prefix.as_str()),
+            handler,
+            output: route.output,
+        });
+    }
+    Ok(Router::new(entries, config.output))
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+    log_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Build routes, open the access log and bind every listener.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let stats = Arc::new(Stats::default());
+        let router = build_router(&config, &stats)?;
+        let (access, log_task) = AccessLog::start(&config.log.access, config.log.format)
+            .await
+            .map_err(ServerError::AccessLog)?;
+        let mut listeners = Vec::new();
+        for addr in &config.server.listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            listeners.push(listener);
+        }
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config,
+            router,
+            stats,
+            access,
+            shutdown,
+        });
+        Ok(Server {
+            listeners,
+            shared,
+            log_task,
+        })
+    }
+
+    /// The URL of each listener, in config order.
+    pub fn urls(&self) -> Vec<String> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| format!("http://{a}"))
+            .collect()
+    }
+
+    /// Serve until `signal` completes, then shut down gracefully (SPEC §1).
+    pub async fn run(self, signal: impl Future<Output = ()>) {
+        let Server {
+            listeners,
+            shared,
+            log_task,
+        } = self;
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let permits = Arc::new(Semaphore::new(shared.config.server.max_connections));
+        let ids = Arc::new(AtomicU64::new(0));
+        for listener in listeners {
+            tokio::spawn(accept_loop(
+                listener,
+                shared.clone(),
+                permits.clone(),
+                done_tx.clone(),
+                ids.clone(),
+            ));
+        }
+        drop(done_tx);
+        signal.await;
+        info!("shutting down: no new connections; finishing responses in flight");
+        shared.shutdown.send_replace(true);
+        let grace = shared.config.server.shutdown_timeout;
+        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+            let open = shared.stats.snapshot().open_connections;
+            warn!(
+                open,
+                "shutdown_timeout passed; closing the remaining connections"
+            );
+        }
+        drop(shared);
+        if let Some(task) = log_task {
+            let _ = tokio::time::timeout(LOG_DRAIN, task).await;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    done: mpsc::Sender<()>,
+    ids: Arc<AtomicU64>,
+) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (sock, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        // Our writes are already coalesced (one writev per batch); Nagle would only delay
+        // streamed pieces (SPEC §4 stream).
+        let _ = sock.set_nodelay(true);
+        let Ok(local) = sock.local_addr() else {
+            continue;
+        };
+        let info = ConnInfo {
+            peer,
+            local,
+            tls: false,
+        };
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let _open = shared.stats.open_connection();
+            let (r, w) = sock.into_split();
+            crate::http::conn::serve(r, w, info, shared.clone(), id).await;
+            debug!(id, "connection closed");
+            drop(permit);
+            drop(done);
+        });
+    }
+}

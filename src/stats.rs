@@ -1,0 +1,105 @@
+//! Server-wide counters, read by the `status` handler.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::http::framer::Framing;
+
+/// Counters shared by every connection. Relaxed atomics: they are statistics, not locks.
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    open_connections: AtomicU64,
+    accepted: AtomicU64,
+    requests: AtomicU64,
+    by_framing: [AtomicU64; 4],
+    errors: AtomicU64,
+}
+
+/// A consistent-enough copy of the counters.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Snapshot {
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// Connections open now.
+    pub open_connections: u64,
+    /// Connections accepted since start.
+    pub connections_accepted: u64,
+    /// Responses sent since start (every framing).
+    pub requests_served: u64,
+    /// Responses with Content-Length.
+    pub responses_length: u64,
+    /// Responses chunked.
+    pub responses_chunked: u64,
+    /// Responses delimited by close.
+    pub responses_close: u64,
+    /// Responses without a body (HEAD, 204, 304 and bodies that never started).
+    pub responses_none: u64,
+    /// Requests refused before a handler ran (bad heads, limits).
+    pub bad_requests: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            started: Instant::now(),
+            open_connections: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            by_framing: Default::default(),
+            errors: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stats {
+    /// A connection was accepted; the guard counts it open until dropped.
+    pub fn open_connection(self: &std::sync::Arc<Self>) -> ConnectionGuard {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+
+    /// A response finished (or was abandoned, `started` false when nothing went out).
+    pub fn count_response(&self, framing: Framing, started: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let slot = match (started, framing) {
+            (true, Framing::Length) => 0,
+            (true, Framing::Chunked) => 1,
+            (true, Framing::Close) => 2,
+            _ => 3,
+        };
+        self.by_framing[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request was refused before routing.
+    pub fn count_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Read the counters.
+    pub fn snapshot(&self) -> Snapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Snapshot {
+            uptime_seconds: self.started.elapsed().as_secs(),
+            open_connections: get(&self.open_connections),
+            connections_accepted: get(&self.accepted),
+            requests_served: get(&self.requests),
+            responses_length: get(&self.by_framing[0]),
+            responses_chunked: get(&self.by_framing[1]),
+            responses_close: get(&self.by_framing[2]),
+            responses_none: get(&self.by_framing[3]),
+            bad_requests: get(&self.errors),
+        }
+    }
+}
+
+/// Keeps a connection counted as open.
+#[derive(Debug)]
+pub struct ConnectionGuard(std::sync::Arc<Stats>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}

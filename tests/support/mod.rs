@@ -1,0 +1,390 @@
+//! Test support: start the real `cgigate` binary on port 0 and talk to it with raw bytes.
+//! The response reader here is deliberately independent of the crate's own parsers.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Longest any single read in a test may block: tests are bounded even when the server hangs.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running server, stopped (SIGKILL) when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Start with `config` (TOML) written to a fresh folder; `--listen 127.0.0.1:0` is added.
+    pub fn start(config: &str) -> Server {
+        Server::start_with(config, |_| {})
+    }
+
+    /// Like [`Server::start`], preparing the folder first (files the config refers to).
+    pub fn start_with(config: &str, prepare: impl FnOnce(&Path)) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        prepare(dir.path());
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cgigate"))
+            .arg("--config")
+            .arg(&path)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cgigate");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let err_lines = drain(stderr);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out_lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = out_lines.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("listening on http://") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url.to_string());
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(IO_TIMEOUT) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server did not start; stderr:\n{}", err_lines.lock().unwrap().join("\n"));
+            }
+        };
+        Server {
+            child: Some(child),
+            addr,
+            dir,
+            stdout: out_lines,
+            stderr: err_lines,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// A new client connection.
+    pub fn connect(&self) -> Client {
+        Client::connect(&self.addr)
+    }
+
+    /// Send SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Wait for the process to exit (bounded).
+    pub fn wait(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + IO_TIMEOUT * 2;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Poll `cond` (bounded): the way tests wait for the server to reach a state.
+    pub fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// One GET on a fresh connection.
+    pub fn get(&self, target: &str) -> Response {
+        let mut c = self.connect();
+        c.send(format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes());
+        c.response()
+    }
+
+    /// The open_connections counter from the status handler (needs a /status route).
+    pub fn open_connections(&self) -> u64 {
+        let r = self.get("/status?format=json");
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        let v: serde_json::Value = serde_json::from_str(&text).expect("status json");
+        v["open_connections"].as_u64().expect("open_connections")
+    }
+
+    /// Access log lines seen so far (those on stdout).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn drain(r: impl BufRead + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in r.lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// How a response body was delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Length,
+    Chunked,
+    Close,
+    None,
+}
+
+/// A response as read off the wire.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub framing: Framing,
+    /// Chunk payloads in order (chunked responses).
+    pub chunks: Vec<Vec<u8>>,
+    /// When each chunk (or, for other framings, the head) was complete.
+    pub arrivals: Vec<Instant>,
+    /// When the head was complete.
+    pub head_at: Instant,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn closes(&self) -> bool {
+        self.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// A raw client connection.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: &str) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client { stream, buf: Vec::new() }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Send, tolerating a server that already closed (returns false then).
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Read more bytes into the buffer; false at EOF or reset.
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16384];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                panic!("read timed out after {IO_TIMEOUT:?}; have {:?}", String::from_utf8_lossy(&self.buf))
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..pos]).into_owned();
+                self.buf.drain(..pos + 2);
+                return Some(line);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Option<Vec<u8>> {
+        while self.buf.len() < n {
+            if !self.fill() {
+                return None;
+            }
+        }
+        Some(self.buf.drain(..n).collect())
+    }
+
+    /// Read the exact bytes `expected` (e.g. an interim response).
+    pub fn expect_bytes(&mut self, expected: &[u8]) {
+        let got = self.take(expected.len()).unwrap_or_default();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+    }
+
+    /// Read the status line and headers.
+    pub fn response_head(&mut self) -> Option<(u16, String, Vec<(String, String)>)> {
+        let status_line = self.line()?;
+        let mut parts = status_line.splitn(3, ' ');
+        assert_eq!(parts.next(), Some("HTTP/1.1"), "status line {status_line:?}");
+        let status: u16 = parts.next().and_then(|s| s.parse().ok()).expect("status code");
+        let reason = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line().expect("header line");
+            if line.is_empty() {
+                break;
+            }
+            let (n, v) = line.split_once(':').expect("header colon");
+            headers.push((n.to_string(), v.trim().to_string()));
+        }
+        Some((status, reason, headers))
+    }
+
+    /// Read a whole response to a GET-like request; panics if the connection ends first.
+    pub fn response(&mut self) -> Response {
+        self.try_response(false).expect("connection closed before a response")
+    }
+
+    /// Read a whole response to a HEAD request (no body whatever the headers say).
+    pub fn head_response(&mut self) -> Response {
+        self.try_response(true).expect("connection closed before a response")
+    }
+
+    /// Read a response, None if the connection closed before a status line.
+    pub fn try_response(&mut self, head_request: bool) -> Option<Response> {
+        let (status, reason, headers) = self.response_head()?;
+        let head_at = Instant::now();
+        let mut r = Response {
+            status,
+            reason,
+            headers,
+            body: Vec::new(),
+            framing: Framing::None,
+            chunks: Vec::new(),
+            arrivals: vec![],
+            head_at,
+        };
+        let te = r.header("transfer-encoding").map(str::to_string);
+        let cl = r.header("content-length").map(str::to_string);
+        assert!(!(te.is_some() && cl.is_some()), "both Content-Length and Transfer-Encoding");
+        if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+            r.framing = Framing::None;
+        } else if let Some(te) = te {
+            assert_eq!(te, "chunked");
+            r.framing = Framing::Chunked;
+            self.read_chunks(&mut r);
+        } else if let Some(cl) = cl {
+            r.framing = Framing::Length;
+            let n: usize = cl.parse().expect("content-length");
+            r.body = self.take(n).expect("connection closed inside a Content-Length body");
+        } else {
+            r.framing = Framing::Close;
+            while self.fill() {}
+            r.body = std::mem::take(&mut self.buf);
+        }
+        Some(r)
+    }
+
+    fn read_chunks(&mut self, r: &mut Response) {
+        loop {
+            let line = self.line().expect("chunk size line (body incomplete)");
+            let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).expect("chunk size");
+            if size == 0 {
+                let end = self.line().expect("final CRLF");
+                assert_eq!(end, "", "trailers not expected");
+                return;
+            }
+            let data = self.take(size).expect("chunk data");
+            assert_eq!(self.take(2).as_deref(), Some(&b"\r\n"[..]), "CRLF after chunk data");
+            r.body.extend_from_slice(&data);
+            r.chunks.push(data);
+            r.arrivals.push(Instant::now());
+        }
+    }
+
+    /// Whether the server closed the connection: reads until EOF/reset, returning what came.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        while self.fill() {}
+        std::mem::take(&mut self.buf)
+    }
+
+    /// True when the connection is closed and nothing more arrives.
+    pub fn is_closed(&mut self) -> bool {
+        self.read_to_close().is_empty()
+    }
+
+    /// Bytes buffered but not consumed.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// Path of a file in the repository.
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}

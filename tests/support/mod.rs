@@ -388,3 +388,68 @@ impl Client {
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// A config with the built-in routes every test can use; `server` is inserted into [server].
+pub fn config(server: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+{server}
+
+[log]
+level = "warn"
+access = "stdout"
+
+[output]
+mode = "auto"
+buffer_limit = "64KiB"
+flush_after = "50ms"
+
+[[route]]
+prefix = "/status"
+handler = "status"
+
+[[route]]
+prefix = "/echo"
+handler = "echo"
+
+[[route]]
+prefix = "/ticker"
+handler = "ticker"
+
+[[route]]
+prefix = "/buffered/ticker"
+handler = "ticker"
+output = "buffer"
+
+[[route]]
+prefix = "/streamed/ticker"
+handler = "ticker"
+output = "stream"
+
+[[route]]
+prefix = "/small/ticker"
+handler = "ticker"
+output = "buffer"
+buffer_limit = 10
+
+[[route]]
+prefix = "/static/"
+static_dir = "static"
+"#
+    )
+}
+
+/// Start a server on [`config`], with a `static/` folder holding `index.html`.
+pub fn server(server_keys: &str) -> Server {
+    Server::start_with(&config(server_keys), |dir| {
+        std::fs::create_dir_all(dir.join("static")).unwrap();
+        std::fs::write(dir.join("static/index.html"), "<p>hi</p>\n").unwrap();
+    })
+}
+
+/// A GET request's bytes.
+pub fn get(target: &str) -> Vec<u8> {
+    format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes()
+}

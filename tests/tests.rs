@@ -1,0 +1,14 @@
+//! Integration tests: the real binary on port 0, raw bytes over TCP.
+
+mod support;
+
+// Keep-alive, pipelining, HTTP/1.0 vs 1.1, HEAD, 100-continue, strict framing.
+mod http;
+// Every [server] limit and timeout, crossed.
+mod limits;
+// buffer / stream / auto output, seen from the client.
+mod output;
+// Graceful shutdown, the command line, config errors, the access log.
+mod lifecycle;
+// The static_dir handler: 304, traversal refusals.
+mod static_files;

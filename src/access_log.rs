@@ -123,6 +123,7 @@ fn mode_str(mode: Option<Mode>) -> &'static str {
         Some(Mode::Stream) => "stream",
         Some(Mode::Auto) => "auto",
         Some(Mode::Sized(_)) => "sized",
+        Some(Mode::Close) => "close",
         None => "-",
     }
 }

@@ -45,9 +45,24 @@ pub enum HandlerError {
     /// An I/O error inside the handler (a file, a pipe).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// Answer with this status if nothing was sent yet (502 for bad script output, 504 for
+    /// a timeout…); otherwise close the connection.
+    #[error("status {0}")]
+    Status(u16),
     /// Anything else, with a message for the log (never sent to the client).
     #[error("{0}")]
     Other(String),
+}
+
+impl HandlerError {
+    /// The status a client gets for this error when nothing was sent yet.
+    pub fn status(&self) -> u16 {
+        match self {
+            HandlerError::Status(s) => *s,
+            HandlerError::Body(e) => e.status(),
+            HandlerError::Disconnected | HandlerError::Io(_) | HandlerError::Other(_) => 500,
+        }
+    }
 }
 
 /// Facts about the connection a request arrived on.
@@ -74,6 +89,8 @@ pub struct Request {
     pub path: String,
     /// The request body, read incrementally.
     pub body: Body,
+    /// Internal redirects followed to get here (a CGI's `Location: /local`).
+    pub redirects: u8,
 }
 
 impl Request {

@@ -12,12 +12,13 @@
 //! 6. writes it ([`http::outbuf`]), logs it ([`access_log`]), and keeps the connection
 //!    for the next request or closes it.
 //!
-//! Configuration is [`config`]; the command line is [`cli`]; built-in handlers are in
+//! CGI programs are run by [`cgi`]. Configuration is [`config`]; the command line is [`cli`]; built-in handlers are in
 //! [`handlers`].
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod access_log;
+pub mod cgi;
 pub mod cli;
 pub mod config;
 pub mod handler;

@@ -22,6 +22,8 @@ pub enum Mode {
     Auto,
     /// The producer declared the length up front.
     Sized(u64),
+    /// Delimited by closing the connection, whatever the client's version (NPH scripts).
+    Close,
 }
 
 impl From<OutputMode> for Mode {
@@ -56,8 +58,9 @@ pub(crate) enum Cmd {
     Flush,
     /// The handler finished; the body is complete.
     End,
-    /// The handler failed: 500 if nothing was sent, else close without completing the body.
-    Abort,
+    /// The handler failed: this status if nothing was sent, else close without completing
+    /// the body.
+    Abort(u16),
 }
 
 /// Header fields the server owns: a handler may not set them (RFC 9112 §6, §9.6; RFC 9110 §7.6.1).
@@ -221,8 +224,8 @@ impl Response {
     }
 
     /// Called by the connection when the handler failed.
-    pub(crate) async fn abort(&mut self) {
-        let _ = self.send(Cmd::Abort).await;
+    pub(crate) async fn abort(&mut self, status: u16) {
+        let _ = self.send(Cmd::Abort(status)).await;
     }
 
     async fn send(&mut self, cmd: Cmd) -> Result<(), HandlerError> {

@@ -6,7 +6,7 @@
 //! route by a back door. A prefix matches at a segment boundary: `/status` matches `/status`
 //! and `/status/x`, not `/statusx`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::config::OutputConfig;
 use crate::handler::Handler;
@@ -79,6 +79,24 @@ impl Router {
             entry: self.not_found.clone(),
             path,
         }
+    }
+}
+
+/// Lets a handler route a path through the router it belongs to (a CGI's local redirect).
+/// Handlers are built before the router, so it is set once the router exists.
+#[derive(Default)]
+pub struct Dispatcher(OnceLock<Weak<Router>>);
+
+impl Dispatcher {
+    /// Point at the finished router.
+    pub fn set(&self, router: &Arc<Router>) {
+        let _ = self.0.set(Arc::downgrade(router));
+    }
+
+    /// Route a path; None before [`Dispatcher::set`] or after the router is gone.
+    pub fn route(&self, raw_path: &str) -> Option<RouteMatch> {
+        let router = self.0.get()?.upgrade()?;
+        Some(router.route(raw_path))
     }
 }
 

@@ -13,10 +13,12 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::access_log::AccessLog;
+use crate::cgi::process::Registry;
+use crate::cgi::{CgiHandler, CgiShared};
 use crate::config::{Config, RouteKind};
 use crate::handler::{ConnInfo, Handler};
 use crate::handlers::{Echo, StaticDir, Status, Ticker};
-use crate::router::{RouteEntry, Router};
+use crate::router::{Dispatcher, RouteEntry, Router};
 use crate::stats::Stats;
 
 /// After an accept error (EMFILE, ENFILE…) wait this long before accepting again.
@@ -29,7 +31,9 @@ pub struct Shared {
     /// The validated configuration.
     pub config: Config,
     /// Routes.
-    pub router: Router,
+    pub router: Arc<Router>,
+    /// Running CGI process groups.
+    pub cgi: Arc<Registry>,
     /// Counters.
     pub stats: Arc<Stats>,
     /// The access log.
@@ -75,11 +79,20 @@ impl ServerError {
 }
 
 /// Build the router for a config, checking that every route can be served.
-pub fn build_router(config: &Config, stats: &Arc<Stats>) -> Result<Router, ServerError> {
+pub fn build_router(
+    config: &Config,
+    stats: &Arc<Stats>,
+) -> Result<(Arc<Router>, Arc<Registry>), ServerError> {
     let file = config.source.as_ref().map_or_else(
         || "(built-in defaults)".to_string(),
         |p| p.display().to_string(),
     );
+    let cgi = Arc::new(CgiShared {
+        children: Arc::new(Semaphore::new(config.cgi.max_children)),
+        registry: Arc::new(Registry::default()),
+        dispatcher: Arc::new(Dispatcher::default()),
+        max_head_bytes: config.server.max_head_bytes,
+    });
     let mut entries = Vec::with_capacity(config.routes.len());
     for route in &config.routes {
         let fail = |message: String| ServerError::Route {
@@ -99,11 +112,14 @@ pub fn build_router(config: &Config, stats: &Arc<Stats>) -> Result<Router, Serve
                 StaticDir::new(dir)
                     .map_err(|e| fail(format!("static_dir {}: {e}", dir.display())))?,
             ),
-            RouteKind::CgiDir(_) | RouteKind::CgiScript(_) => {
-                return Err(fail(
-                    "CGI routes are not available in this build yet".into(),
-                ))
-            }
+            RouteKind::CgiDir(dir) => Arc::new(
+                CgiHandler::dir(dir, route.cgi.clone(), cgi.clone())
+                    .map_err(|e| fail(format!("cgi_dir {}: {e}", dir.display())))?,
+            ),
+            RouteKind::CgiScript(program) => Arc::new(
+                CgiHandler::script(program, route.cgi.clone(), cgi.clone())
+                    .map_err(|e| fail(format!("cgi_script {}: {e}", program.display())))?,
+            ),
             RouteKind::Plugin { .. } => {
                 return Err(fail(
                     "plugin routes are not available in this build yet".into(),
@@ -116,7 +132,9 @@ pub fn build_router(config: &Config, stats: &Arc<Stats>) -> Result<Router, Serve
             output: route.output,
         });
     }
-    Ok(Router::new(entries, config.output))
+    let router = Arc::new(Router::new(entries, config.output));
+    cgi.dispatcher.set(&router);
+    Ok((router, cgi.registry.clone()))
 }
 
 /// A bound, not yet running server.
@@ -130,7 +148,7 @@ impl Server {
     /// Build routes, open the access log and bind every listener.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let stats = Arc::new(Stats::default());
-        let router = build_router(&config, &stats)?;
+        let (router, cgi) = build_router(&config, &stats)?;
         let (access, log_task) = AccessLog::start(&config.log.access, config.log.format)
             .await
             .map_err(ServerError::AccessLog)?;
@@ -148,6 +166,7 @@ impl Server {
         let shared = Arc::new(Shared {
             config,
             router,
+            cgi,
             stats,
             access,
             shutdown,

@@ -11,12 +11,19 @@ fn one_connection_serves_100_requests() {
         let r = c.response();
         assert_eq!(r.status, 200);
         assert_eq!(r.framing, Framing::Length);
-        assert!(r.text().contains(&format!("target: /echo?n={i}\n")), "{}", r.text());
+        assert!(
+            r.text().contains(&format!("target: /echo?n={i}\n")),
+            "{}",
+            r.text()
+        );
         assert!(!r.closes());
     }
     c.send(&get("/status?format=json"));
     let status: serde_json::Value = serde_json::from_slice(&c.response().body).unwrap();
-    assert_eq!(status["connections_accepted"], 1, "all on one connection: {status}");
+    assert_eq!(
+        status["connections_accepted"], 1,
+        "all on one connection: {status}"
+    );
 }
 
 #[test]
@@ -80,7 +87,10 @@ fn head_gets_get_headers_and_no_body() {
     assert_eq!(h.status, 200);
     // The echo body names the method, so HEAD's length is one byte shorter than GET's.
     let get_len: usize = g.header("content-length").unwrap().parse().unwrap();
-    assert_eq!(h.header("content-length"), Some((get_len + 1).to_string().as_str()));
+    assert_eq!(
+        h.header("content-length"),
+        Some((get_len + 1).to_string().as_str())
+    );
     c.send(b"HEAD /streamed/ticker?count=2&interval_ms=1 HTTP/1.1\r\nHost: t\r\n\r\n");
     let h = c.head_response();
     assert_eq!(h.header("transfer-encoding"), Some("chunked"));
@@ -107,7 +117,9 @@ fn expect_100_continue_refused_by_not_reading_closes() {
     // because the client may or may not send the body now.
     let srv = server("");
     let mut c = srv.connect();
-    c.send(b"POST /status HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    c.send(
+        b"POST /status HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    );
     let r = c.response();
     assert_eq!(r.status, 200);
     assert!(r.closes());
@@ -140,19 +152,44 @@ fn refused(raw: &[u8], status: u16) {
     assert_eq!(r.status, status, "for {:?}", String::from_utf8_lossy(raw));
     assert!(r.closes());
     let rest = c.read_to_close();
-    assert!(rest.is_empty(), "nothing after the error: {:?}", String::from_utf8_lossy(&rest));
+    assert!(
+        rest.is_empty(),
+        "nothing after the error: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
 }
 
 #[test]
 fn framing_errors_answer_once_and_close() {
     refused(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
-    refused(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400);
-    refused(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: +3\r\n\r\n", 400);
-    refused(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 400);
-    refused(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501);
-    refused(b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
-    refused(b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Folded: a\r\n b\r\n\r\n", 400);
-    refused(b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Ctl: a\x01b\r\n\r\n", 400);
+    refused(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        400,
+    );
+    refused(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: +3\r\n\r\n",
+        400,
+    );
+    refused(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        400,
+    );
+    refused(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        501,
+    );
+    refused(
+        b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        400,
+    );
+    refused(
+        b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Folded: a\r\n b\r\n\r\n",
+        400,
+    );
+    refused(
+        b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Ctl: a\x01b\r\n\r\n",
+        400,
+    );
     refused(b"GET /echo HTTP/1.1\r\n\r\n", 400);
     refused(b"GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
     refused(b"GET /echo HTTP/1.1\nHost: t\n\n", 400);
@@ -169,7 +206,8 @@ fn bad_chunked_bodies_are_400_and_close() {
         b"5\r\nhelloXX0\r\n\r\n",
         b"fffffffffffffffff\r\n",
     ] {
-        let mut raw = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut raw =
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         raw.extend_from_slice(body);
         refused(&raw, 400);
     }

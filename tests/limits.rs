@@ -39,7 +39,10 @@ fn long_request_line_is_414_and_big_heads_are_431() {
     assert_eq!(c.response().status, 414);
 
     let mut c = srv.connect();
-    let big = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(1100));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(1100)
+    );
     c.send(big.as_bytes());
     assert_eq!(c.response().status, 431);
 
@@ -71,7 +74,10 @@ fn header_timeout_is_a_deadline_not_reset_by_trickling() {
     let r = c.response();
     assert_eq!(r.status, 408);
     assert!(c.is_closed());
-    assert!(started.elapsed() < Duration::from_secs(5), "deadline must not move with each byte");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "deadline must not move with each byte"
+    );
     trickle.join().unwrap();
 }
 
@@ -102,7 +108,10 @@ fn stalled_chunked_upload_ends_at_body_timeout_without_buying_memory() {
         assert!(c.is_closed());
     }
     let after = srv.rss_kib();
-    assert!(after < before + 8 * 1024, "RSS grew from {before} KiB to {after} KiB");
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
 }
 
 #[test]
@@ -120,7 +129,9 @@ fn client_that_never_reads_is_dropped_at_write_timeout() {
     let (status, _, _) = stalled.response_head().expect("head");
     assert_eq!(status, 200);
     // Wait (bounded) until the server has given up on it: only our status probe is open.
-    srv.wait_until("the stalled connection is closed", || srv.open_connections() == 1);
+    srv.wait_until("the stalled connection is closed", || {
+        srv.open_connections() == 1
+    });
     let got = stalled.read_to_close();
     assert!(got.len() < 32 << 20, "the whole body cannot have been sent");
 }
@@ -148,11 +159,20 @@ fn max_connections_makes_accept_wait() {
     }
     let mut third = srv.connect();
     third.send(&get("/echo?third"));
-    third.stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    third
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut probe = [0u8; 1];
     let waited = std::io::Read::read(&mut third.stream, &mut probe);
-    assert!(waited.is_err(), "the third connection is not served while two are open");
-    third.stream.set_read_timeout(Some(crate::support::IO_TIMEOUT)).unwrap();
+    assert!(
+        waited.is_err(),
+        "the third connection is not served while two are open"
+    );
+    third
+        .stream
+        .set_read_timeout(Some(crate::support::IO_TIMEOUT))
+        .unwrap();
     drop(a);
     assert!(third.response().text().contains("target: /echo?third"));
 }

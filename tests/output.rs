@@ -11,10 +11,20 @@ fn streamed_pieces_arrive_separately() {
     c.send(&get("/streamed/ticker?count=3&interval_ms=150"));
     let r = c.response();
     assert_eq!(r.framing, Framing::Chunked);
-    assert_eq!(r.chunks, vec![b"tick 1\n".to_vec(), b"tick 2\n".to_vec(), b"tick 3\n".to_vec()]);
+    assert_eq!(
+        r.chunks,
+        vec![
+            b"tick 1\n".to_vec(),
+            b"tick 2\n".to_vec(),
+            b"tick 3\n".to_vec()
+        ]
+    );
     // Each piece was on the wire before the producer wrote the next one.
     let spread = r.arrivals[2] - r.arrivals[0];
-    assert!(spread >= Duration::from_millis(250), "pieces arrived together ({spread:?})");
+    assert!(
+        spread >= Duration::from_millis(250),
+        "pieces arrived together ({spread:?})"
+    );
     assert!(!r.closes());
 }
 
@@ -36,7 +46,11 @@ fn buffer_overflowing_its_limit_continues_chunked() {
     let mut c = srv.connect();
     c.send(&get("/small/ticker?count=4&interval_ms=1"));
     let r = c.response();
-    assert_eq!(r.framing, Framing::Chunked, "buffer_limit = 10 bytes is exceeded");
+    assert_eq!(
+        r.framing,
+        Framing::Chunked,
+        "buffer_limit = 10 bytes is exceeded"
+    );
     assert_eq!(r.text(), "tick 1\ntick 2\ntick 3\ntick 4\n");
     c.send(&get("/echo"));
     assert_eq!(c.response().status, 200, "still keep-alive");
@@ -56,7 +70,11 @@ fn auto_gives_quick_responses_a_length_and_streams_slow_ones() {
     c.send(&get("/ticker?count=3&interval_ms=300"));
     let r = c.response();
     assert_eq!(r.framing, Framing::Chunked);
-    assert_eq!(r.chunks[0], b"tick 1\n".to_vec(), "the first piece went out on its own");
+    assert_eq!(
+        r.chunks[0],
+        b"tick 1\n".to_vec(),
+        "the first piece went out on its own"
+    );
     assert_eq!(r.text(), "tick 1\ntick 2\ntick 3\n");
     let spread = r.arrivals[r.arrivals.len() - 1] - r.arrivals[0];
     assert!(spread >= Duration::from_millis(500), "{spread:?}");
@@ -72,14 +90,29 @@ fn access_log_records_mode_framing_and_timings() {
     c.send(&get("/buffered/ticker?count=2&interval_ms=1"));
     c.response();
     srv.wait_until("two access log lines", || {
-        srv.log_lines().iter().filter(|l| l.contains("/ticker?count=2")).count() == 2
+        srv.log_lines()
+            .iter()
+            .filter(|l| l.contains("/ticker?count=2"))
+            .count()
+            == 2
     });
     let lines = srv.log_lines();
     let streamed = lines.iter().find(|l| l.contains("/streamed/")).unwrap();
     let buffered = lines.iter().find(|l| l.contains("/buffered/")).unwrap();
-    assert!(streamed.contains("\" 200 14 ") && streamed.contains(" mode=stream framing=chunked "), "{streamed}");
-    assert!(buffered.contains(" mode=buffer framing=length "), "{buffered}");
+    assert!(
+        streamed.contains("\" 200 14 ") && streamed.contains(" mode=stream framing=chunked "),
+        "{streamed}"
+    );
+    assert!(
+        buffered.contains(" mode=buffer framing=length "),
+        "{buffered}"
+    );
     for line in [streamed, buffered] {
-        assert!(line.contains(" ttfb_ms=") && line.contains(" total_ms=") && line.ends_with(" keepalive=1"), "{line}");
+        assert!(
+            line.contains(" ttfb_ms=")
+                && line.contains(" total_ms=")
+                && line.ends_with(" keepalive=1"),
+            "{line}"
+        );
     }
 }

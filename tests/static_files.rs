@@ -1,6 +1,6 @@
 //! The static_dir handler.
 
-use crate::support::{Server, config};
+use crate::support::{config, Server};
 
 fn static_server() -> Server {
     Server::start_with(&config(""), |dir| {
@@ -23,7 +23,10 @@ fn serves_files_with_type_length_and_last_modified() {
     assert!(r.header("last-modified").is_some());
     let index = srv.get("/static/");
     assert_eq!(index.text(), "<p>hi</p>\n");
-    assert_eq!(index.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
 }
 
 #[test]
@@ -32,7 +35,12 @@ fn if_modified_since_gives_304_without_a_body() {
     let first = srv.get("/static/data.json");
     let modified = first.header("last-modified").unwrap().to_string();
     let mut c = srv.connect();
-    c.send(format!("GET /static/data.json HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {modified}\r\n\r\n").as_bytes());
+    c.send(
+        format!(
+            "GET /static/data.json HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: {modified}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
     let r = c.response();
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());

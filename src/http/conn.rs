@@ -233,6 +233,7 @@ where
             prefix: entry.prefix.clone(),
             path,
             body: Body::new(body_rx, xs.clone(), body_framing),
+            redirects: 0,
         };
         let mut res = Response::new(cmd_tx, xs.clone(), entry.output.mode.into());
         let span = info_span!(
@@ -302,8 +303,12 @@ where
                             framer.end(&mut self.out);
                             st.ended = true;
                         }
-                        Some(Cmd::Abort) | None => {
-                            framer.abort(&mut self.out);
+                        Some(Cmd::Abort(status)) => {
+                            framer.abort(status, &mut self.out);
+                            st.ended = true;
+                        }
+                        None => {
+                            framer.abort(500, &mut self.out);
                             st.ended = true;
                         }
                     }
@@ -516,11 +521,11 @@ async fn run_handler(handler: &dyn Handler, req: &mut Request, res: &mut Respons
         }
         Ok(Err(e)) => {
             debug!(error = %e, "handler failed");
-            res.abort().await;
+            res.abort(e.status()).await;
         }
         Err(()) => {
             warn!("handler panicked");
-            res.abort().await;
+            res.abort(500).await;
         }
     }
 }

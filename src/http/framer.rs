@@ -117,6 +117,7 @@ impl Framer {
         match mode {
             Mode::Sized(n) => self.start(Framing::Length, n, out),
             Mode::Stream => self.start_streaming(out),
+            Mode::Close => self.start(Framing::Close, 0, out),
             Mode::Buffer | Mode::Auto => {}
         }
     }
@@ -172,15 +173,15 @@ impl Framer {
         }
     }
 
-    /// The handler failed: a 500 if nothing went out yet, else the body stays incomplete.
-    pub fn abort(&mut self, out: &mut OutQueue) {
+    /// The handler failed: `status` if nothing went out yet, else the body stays incomplete.
+    pub fn abort(&mut self, status: u16, out: &mut OutQueue) {
         match self.state {
             State::Waiting | State::Holding => {
                 self.held.clear();
                 self.head = None;
-                self.status = 500;
+                self.status = status;
                 self.framing = Framing::Length;
-                error_response(out, 500, "", self.head_request, self.keep_alive);
+                error_response(out, status, "", self.head_request, self.keep_alive);
                 self.state = State::Done;
             }
             State::Sending => self.state = State::Failed,
@@ -581,7 +582,7 @@ mod tests {
         let mut f = Framer::new(Version::Http11, false, true, LIMITS);
         let mut out = OutQueue::new();
         f.head(head(200, Mode::Buffer), &mut out, Instant::now());
-        f.abort(&mut out);
+        f.abort(500, &mut out);
         let s = text(&mut out);
         assert!(
             s.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
@@ -592,7 +593,7 @@ mod tests {
         let mut f = Framer::new(Version::Http11, false, true, LIMITS);
         f.head(head(200, Mode::Stream), &mut out, Instant::now());
         f.data(Bytes::from_static(b"part"), &mut out, Instant::now());
-        f.abort(&mut out);
+        f.abort(500, &mut out);
         let s = text(&mut out);
         assert!(
             !s.ends_with("0\r\n\r\n"),

@@ -68,7 +68,10 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("server did not start; stderr:\n{}", err_lines.lock().unwrap().join("\n"));
+                panic!(
+                    "server did not start; stderr:\n{}",
+                    err_lines.lock().unwrap().join("\n")
+                );
             }
         };
         Server {
@@ -174,6 +177,9 @@ fn drain(r: impl BufRead + Send + 'static) -> Arc<Mutex<Vec<String>>> {
     lines
 }
 
+/// Status code, reason phrase and header fields of a response.
+pub type StatusAndHeaders = (u16, String, Vec<(String, String)>);
+
 /// How a response body was delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -210,7 +216,8 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn closes(&self) -> bool {
-        self.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
 }
 
@@ -226,7 +233,10 @@ impl Client {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream, buf: Vec::new() }
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -251,8 +261,14 @@ impl Client {
                 self.buf.extend_from_slice(&chunk[..n]);
                 true
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
-                panic!("read timed out after {IO_TIMEOUT:?}; have {:?}", String::from_utf8_lossy(&self.buf))
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                panic!(
+                    "read timed out after {IO_TIMEOUT:?}; have {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                )
             }
             Err(_) => false,
         }
@@ -283,15 +299,25 @@ impl Client {
     /// Read the exact bytes `expected` (e.g. an interim response).
     pub fn expect_bytes(&mut self, expected: &[u8]) {
         let got = self.take(expected.len()).unwrap_or_default();
-        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(expected));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected)
+        );
     }
 
     /// Read the status line and headers.
-    pub fn response_head(&mut self) -> Option<(u16, String, Vec<(String, String)>)> {
+    pub fn response_head(&mut self) -> Option<StatusAndHeaders> {
         let status_line = self.line()?;
         let mut parts = status_line.splitn(3, ' ');
-        assert_eq!(parts.next(), Some("HTTP/1.1"), "status line {status_line:?}");
-        let status: u16 = parts.next().and_then(|s| s.parse().ok()).expect("status code");
+        assert_eq!(
+            parts.next(),
+            Some("HTTP/1.1"),
+            "status line {status_line:?}"
+        );
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
         let reason = parts.next().unwrap_or("").to_string();
         let mut headers = Vec::new();
         loop {
@@ -307,12 +333,14 @@ impl Client {
 
     /// Read a whole response to a GET-like request; panics if the connection ends first.
     pub fn response(&mut self) -> Response {
-        self.try_response(false).expect("connection closed before a response")
+        self.try_response(false)
+            .expect("connection closed before a response")
     }
 
     /// Read a whole response to a HEAD request (no body whatever the headers say).
     pub fn head_response(&mut self) -> Response {
-        self.try_response(true).expect("connection closed before a response")
+        self.try_response(true)
+            .expect("connection closed before a response")
     }
 
     /// Read a response, None if the connection closed before a status line.
@@ -331,7 +359,10 @@ impl Client {
         };
         let te = r.header("transfer-encoding").map(str::to_string);
         let cl = r.header("content-length").map(str::to_string);
-        assert!(!(te.is_some() && cl.is_some()), "both Content-Length and Transfer-Encoding");
+        assert!(
+            !(te.is_some() && cl.is_some()),
+            "both Content-Length and Transfer-Encoding"
+        );
         if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
             r.framing = Framing::None;
         } else if let Some(te) = te {
@@ -341,7 +372,9 @@ impl Client {
         } else if let Some(cl) = cl {
             r.framing = Framing::Length;
             let n: usize = cl.parse().expect("content-length");
-            r.body = self.take(n).expect("connection closed inside a Content-Length body");
+            r.body = self
+                .take(n)
+                .expect("connection closed inside a Content-Length body");
         } else {
             r.framing = Framing::Close;
             while self.fill() {}
@@ -353,14 +386,19 @@ impl Client {
     fn read_chunks(&mut self, r: &mut Response) {
         loop {
             let line = self.line().expect("chunk size line (body incomplete)");
-            let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).expect("chunk size");
+            let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16)
+                .expect("chunk size");
             if size == 0 {
                 let end = self.line().expect("final CRLF");
                 assert_eq!(end, "", "trailers not expected");
                 return;
             }
             let data = self.take(size).expect("chunk data");
-            assert_eq!(self.take(2).as_deref(), Some(&b"\r\n"[..]), "CRLF after chunk data");
+            assert_eq!(
+                self.take(2).as_deref(),
+                Some(&b"\r\n"[..]),
+                "CRLF after chunk data"
+            );
             r.body.extend_from_slice(&data);
             r.chunks.push(data);
             r.arrivals.push(Instant::now());

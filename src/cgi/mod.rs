@@ -1,0 +1,433 @@
+//! The CGI/1.1 host (RFC 3875, SPEC §5): one [`Handler`] for `cgi_dir` and `cgi_script`
+//! routes. The protocol parts are pure and live apart from process management, as in
+//! lighttpd: [`script`] maps the URL to a program, [`env`] builds the meta-variables,
+//! [`header`] parses the script's header block; [`process`] spawns, stops and reaps,
+//! [`spool`] collects request bodies, [`output`] pumps stdout and stderr.
+
+pub mod env;
+pub mod header;
+pub mod output;
+pub mod process;
+pub mod script;
+pub mod spool;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tokio::time::{sleep_until, timeout, Instant};
+use tracing::{debug, warn};
+
+use crate::config::{CgiConfig, RequestBody};
+use crate::handler::{Body, BoxFuture, Handler, HandlerError, Request};
+use crate::handlers::plain;
+use crate::http::head::{self, Limits, RequestHead};
+use crate::response::Response;
+use crate::router::Dispatcher;
+use output::{Ended, Failure};
+use process::{Pipes, Process, Registry};
+use script::{Refusal, Script};
+use spool::Spooled;
+
+/// Most internal redirects (`Location: /local`) followed for one request (SPEC §5.4).
+pub const MAX_REDIRECTS: u8 = 10;
+
+/// What every CGI route of a server shares.
+pub struct CgiShared {
+    /// `max_children`: one permit per running script, server-wide.
+    pub children: Arc<Semaphore>,
+    /// Running process groups, stopped at shutdown.
+    pub registry: Arc<Registry>,
+    /// Re-dispatches local redirects.
+    pub dispatcher: Arc<Dispatcher>,
+    /// `[server] max_head_bytes`: also the limit for a script's header block.
+    pub max_head_bytes: usize,
+}
+
+enum Target {
+    /// `cgi_dir`: every executable below is a script (canonical folder).
+    Dir(PathBuf),
+    /// `cgi_script`: one program for the prefix.
+    Fixed(PathBuf),
+}
+
+/// A CGI route.
+pub struct CgiHandler {
+    target: Target,
+    cfg: CgiConfig,
+    inherited: Vec<(String, Vec<u8>)>,
+    shared: Arc<CgiShared>,
+}
+
+impl CgiHandler {
+    /// A `cgi_dir` route over `dir`, which must be a folder.
+    pub fn dir(dir: &Path, cfg: CgiConfig, shared: Arc<CgiShared>) -> std::io::Result<CgiHandler> {
+        let dir = dir.canonicalize()?;
+        if !dir.is_dir() {
+            return Err(std::io::Error::other("not a directory"));
+        }
+        Ok(CgiHandler::new(Target::Dir(dir), cfg, shared))
+    }
+
+    /// A `cgi_script` route running `program`, which must be a file.
+    pub fn script(
+        program: &Path,
+        cfg: CgiConfig,
+        shared: Arc<CgiShared>,
+    ) -> std::io::Result<CgiHandler> {
+        if !program.is_file() {
+            return Err(std::io::Error::other("not a file"));
+        }
+        Ok(CgiHandler::new(
+            Target::Fixed(program.to_path_buf()),
+            cfg,
+            shared,
+        ))
+    }
+
+    fn new(target: Target, cfg: CgiConfig, shared: Arc<CgiShared>) -> CgiHandler {
+        let inherited = env::inherited(&cfg.pass_env, |n| std::env::var_os(n));
+        CgiHandler {
+            target,
+            cfg,
+            inherited,
+            shared,
+        }
+    }
+}
+
+impl Handler for CgiHandler {
+    fn call<'a>(
+        &'a self,
+        req: &'a mut Request,
+        res: &'a mut Response,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(self.serve(req, res))
+    }
+}
+
+impl CgiHandler {
+    async fn serve(&self, req: &mut Request, res: &mut Response) -> Result<(), HandlerError> {
+        let script = match self.resolve(req) {
+            Ok(s) => s,
+            Err(refusal) => return plain(res, refusal.status(), refusal.as_str()).await,
+        };
+        // SPEC §5.6: wait up to queue_timeout for a slot, then 503 with Retry-After.
+        let permit = match timeout(
+            self.cfg.queue_timeout,
+            self.shared.children.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                debug!("no free CGI slot within queue_timeout");
+                res.set_header("Retry-After", "1");
+                return plain(res, 503, "Service Unavailable").await;
+            }
+        };
+        let spooled = match self.cfg.request_body {
+            RequestBody::Spool if req.body.is_present() => {
+                Some(spool::spool(&mut req.body, self.cfg.spool_memory).await?)
+            }
+            _ => None,
+        };
+        let content_length = match &spooled {
+            Some(s) => Some(s.len()),
+            None if req.body.is_present() => req.body.content_length(),
+            None => None,
+        };
+        let environment = self.environment(req, &script, content_length);
+        let (stdin, memory_body) = match spooled {
+            Some(Spooled::File(file, _)) => (Stdio::from(file), None),
+            Some(Spooled::Memory(pieces, _)) => (Stdio::piped(), Some(pieces)),
+            None if req.body.is_present() => (Stdio::piped(), None),
+            None => (Stdio::null(), None),
+        };
+        let spawned = Process::spawn(
+            &script,
+            &environment,
+            stdin,
+            self.cfg.kill_grace,
+            self.shared.registry.clone(),
+            permit,
+        );
+        let (process, pipes) = match spawned {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(program = %script.program.display(), error = %e, "cannot start script");
+                // SPEC §5.6: spawn failure → 500, EAGAIN (out of processes) → 503.
+                let busy = e.raw_os_error() == Some(rustix::io::Errno::AGAIN.raw_os_error());
+                return Err(HandlerError::Status(if busy { 503 } else { 500 }));
+            }
+        };
+        let feed = Feed {
+            memory: memory_body,
+            stream: self.cfg.request_body == RequestBody::Stream || req.body.is_present(),
+        };
+        let nph = script.nph && self.cfg.nph;
+        let ended = self
+            .run(
+                process,
+                pipes,
+                feed,
+                &mut req.body,
+                res,
+                nph,
+                &script.script_name,
+            )
+            .await?;
+        match ended {
+            Ended::Done => Ok(()),
+            Ended::Redirect(location) => self.redirect(req, res, &location).await,
+        }
+    }
+
+    fn resolve(&self, req: &Request) -> Result<Script, Refusal> {
+        let below = req.path_below_prefix();
+        match &self.target {
+            Target::Dir(root) => {
+                script::resolve_in_dir(root, &req.prefix, below, &self.cfg.interpreters)
+            }
+            Target::Fixed(program) => {
+                script::resolve_fixed(program, &req.prefix, below, &self.cfg.interpreters)
+            }
+        }
+    }
+
+    fn environment(
+        &self,
+        req: &Request,
+        script: &Script,
+        content_length: Option<u64>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let h = &req.head;
+        let headers: Vec<(&[u8], &[u8])> = h
+            .headers
+            .iter()
+            .map(|f| (&f.name[..], &f.value[..]))
+            .collect();
+        let document_root = match &self.target {
+            Target::Dir(root) => root.to_string_lossy().into_owned(),
+            Target::Fixed(_) => script.dir.to_string_lossy().into_owned(),
+        };
+        let filename = script.script_filename.to_string_lossy();
+        let request = env::EnvRequest {
+            method: h.method_str(),
+            target: h.target_str(),
+            query: h.query(),
+            protocol: h.version.as_str(),
+            headers: &headers,
+            host: h.host(),
+            peer: req.conn.peer,
+            local: req.conn.local,
+            tls: req.conn.tls,
+            script_name: &script.script_name,
+            script_filename: &filename,
+            path_info: &script.path_info,
+            document_root: &document_root,
+            content_length,
+            has_body: req.body.is_present(),
+            pass_auth: self.cfg.pass_auth,
+            server_software: concat!("cgigate/", env!("CARGO_PKG_VERSION")),
+        };
+        env::build(&request, self.inherited.clone(), &self.cfg.env)
+    }
+
+    /// Serve stdin, stdout and stderr concurrently until the output ends, under the
+    /// timeouts; then stop and reap the script.
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &self,
+        mut process: Process,
+        pipes: Pipes,
+        feed: Feed,
+        body: &mut Body,
+        res: &mut Response,
+        nph: bool,
+        script: &str,
+    ) -> Result<Ended, HandlerError> {
+        let cfg = &self.cfg;
+        let pgid = process.pgid();
+        let deadline = Instant::now() + cfg.timeout;
+        let mut out = Box::pin(output::pump_stdout(
+            pipes.stdout,
+            res,
+            nph,
+            self.shared.max_head_bytes,
+            cfg.idle_timeout,
+        ));
+        let mut err = Box::pin(output::log_stderr(pipes.stderr, script));
+        let mut inp = Box::pin(feed.run(pipes.stdin, body));
+        let mut result: Option<Result<Ended, Failure>> = None;
+        let mut exited_at: Option<Instant> = None;
+        let mut err_done = false;
+        let mut inp_done = false;
+        let timed_out = loop {
+            if result.is_some() && exited_at.is_some() {
+                break false;
+            }
+            let linger = exited_at.map(|t| t + cfg.kill_grace);
+            tokio::select! {
+                r = &mut out, if result.is_none() => result = Some(r),
+                _ = &mut err, if !err_done => err_done = true,
+                _ = &mut inp, if !inp_done => inp_done = true,
+                _ = process.wait(), if exited_at.is_none() => exited_at = Some(Instant::now()),
+                _ = sleep_opt(linger), if result.is_none() => {
+                    // The script has exited but something it started still holds stdout:
+                    // end its group so the output reaches EOF.
+                    debug!(pgid, "script exited; its group still holds stdout");
+                    process::signal_group(pgid, rustix::process::Signal::KILL);
+                }
+                _ = sleep_until(deadline) => break true,
+            }
+        };
+        drop(out);
+        drop(inp);
+        // Let stderr finish for a moment so its last lines are logged, without waiting on
+        // a group member that keeps it open.
+        if !err_done {
+            let _ = timeout(std::time::Duration::from_millis(50), &mut err).await;
+        }
+        drop(err);
+        let status = process.stop().await;
+        if let Some(status) = status.filter(|s| !s.success()) {
+            debug!(%status, "script exit status");
+        }
+        if timed_out {
+            warn!(script, "script timeout; process group stopped");
+            return Err(HandlerError::Status(504));
+        }
+        match result {
+            Some(Ok(ended)) => Ok(ended),
+            Some(Err(failure)) => Err(failure_to_error(failure, script)),
+            None => Err(HandlerError::Status(502)),
+        }
+    }
+
+    /// RFC 3875 §6.2.2: answer as the server would for a GET of `location`.
+    async fn redirect(
+        &self,
+        req: &mut Request,
+        res: &mut Response,
+        location: &str,
+    ) -> Result<(), HandlerError> {
+        if req.redirects >= MAX_REDIRECTS {
+            warn!(location, "too many local redirects");
+            return Err(HandlerError::Status(500));
+        }
+        let Some(head) = redirected_head(&req.head, location) else {
+            warn!(location, "local redirect to an invalid target");
+            return Err(HandlerError::Status(502));
+        };
+        let Some(m) = self.shared.dispatcher.route(head.path()) else {
+            return Err(HandlerError::Status(500));
+        };
+        let mut next = Request {
+            head,
+            conn: req.conn,
+            prefix: m.entry.prefix.clone(),
+            path: m.path,
+            body: Body::empty(),
+            redirects: req.redirects + 1,
+        };
+        m.entry.handler.call(&mut next, res).await
+    }
+}
+
+fn failure_to_error(failure: Failure, script: &str) -> HandlerError {
+    match failure {
+        Failure::BadHead(e) => {
+            // SPEC §5.4: details to the log, a generic 502 to the client.
+            warn!(script, error = e.as_str(), "malformed script output");
+            HandlerError::Status(502)
+        }
+        Failure::IdleBeforeHead | Failure::Idle => {
+            warn!(
+                script,
+                "script silent for idle_timeout; process group stopped"
+            );
+            HandlerError::Status(504)
+        }
+        Failure::Io(e) => {
+            warn!(script, error = %e, "reading script output failed");
+            HandlerError::Status(502)
+        }
+        Failure::Client(e) => e,
+    }
+}
+
+/// The GET a local redirect turns into: same version and fields, minus the body's.
+fn redirected_head(original: &RequestHead, location: &str) -> Option<RequestHead> {
+    let mut raw = format!("GET {location} {}\r\n", original.version.as_str()).into_bytes();
+    for field in &original.headers {
+        let name = field.name_str();
+        if [
+            "content-length",
+            "transfer-encoding",
+            "content-type",
+            "expect",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+        {
+            continue;
+        }
+        raw.extend_from_slice(&field.name);
+        raw.extend_from_slice(b": ");
+        raw.extend_from_slice(&field.value);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"\r\n");
+    let limits = Limits {
+        max_head_bytes: raw.len() + 1,
+        max_headers: original.headers.len() + 1,
+        max_body_bytes: 0,
+    };
+    let mut buf = bytes::BytesMut::from(&raw[..]);
+    head::parse(&mut buf, &limits).ok().flatten()
+}
+
+/// What goes to the script's stdin.
+struct Feed {
+    memory: Option<Vec<Bytes>>,
+    stream: bool,
+}
+
+impl Feed {
+    /// Write the body to stdin and close it at the end (git http-backend reads to EOF). A
+    /// script that exits without reading makes the writes fail; that is not an error.
+    async fn run(self, stdin: Option<tokio::process::ChildStdin>, body: &mut Body) {
+        let Some(mut stdin) = stdin else {
+            return;
+        };
+        if let Some(pieces) = self.memory {
+            for piece in pieces {
+                if stdin.write_all(&piece).await.is_err() {
+                    return;
+                }
+            }
+        } else if self.stream {
+            while let Ok(Some(piece)) = body.read().await {
+                if stdin.write_all(&piece).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = shutdown(&mut stdin).await;
+    }
+}
+
+async fn shutdown<W: AsyncWrite + Unpin>(w: &mut W) -> std::io::Result<()> {
+    w.shutdown().await
+}
+
+async fn sleep_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

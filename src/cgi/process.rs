@@ -1,0 +1,239 @@
+//! CGI process management (SPEC §5.6): spawn a script in a process group of its own with
+//! piped stdio and a clean environment, and make sure it ends — group SIGTERM, `kill_grace`,
+//! group SIGKILL — and is reaped, whether the request finished, timed out, or was cancelled
+//! because the client went away (dropping a [`Process`] stops it in the background).
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rustix::process::{kill_process_group, test_kill_process_group, Pid, Signal};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::script::Script;
+
+/// How often a group that outlived its leader is checked while it is given time to exit.
+const GROUP_POLL: Duration = Duration::from_millis(10);
+
+/// The process groups of every running script, so shutdown can stop what is left.
+#[derive(Debug, Default)]
+pub struct Registry {
+    groups: Mutex<HashSet<i32>>,
+}
+
+impl Registry {
+    fn insert(&self, pgid: i32) {
+        self.groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(pgid);
+    }
+
+    fn remove(&self, pgid: i32) {
+        self.groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&pgid);
+    }
+
+    /// Process groups still registered.
+    pub fn live(&self) -> Vec<i32> {
+        let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        groups.iter().copied().collect()
+    }
+
+    /// Shutdown: SIGTERM every group, wait up to `grace`, SIGKILL what is left (SPEC §1).
+    pub async fn terminate_all(&self, grace: Duration) {
+        let groups = self.live();
+        if groups.is_empty() {
+            return;
+        }
+        debug!(count = groups.len(), "stopping CGI process groups");
+        for &g in &groups {
+            signal_group(g, Signal::TERM);
+        }
+        let deadline = Instant::now() + grace;
+        while groups.iter().any(|&g| group_alive(g)) && Instant::now() < deadline {
+            tokio::time::sleep(GROUP_POLL).await;
+        }
+        for &g in &groups {
+            signal_group(g, Signal::KILL);
+            self.remove(g);
+        }
+    }
+}
+
+/// The pipes to a running script.
+pub struct Pipes {
+    /// Its stdin, when the body is fed through a pipe.
+    pub stdin: Option<ChildStdin>,
+    /// Its stdout: the CGI response.
+    pub stdout: ChildStdout,
+    /// Its stderr: log lines.
+    pub stderr: ChildStderr,
+}
+
+/// A running script. Dropping it without [`Process::stop`] stops it in the background.
+pub struct Process {
+    child: Option<Child>,
+    pgid: i32,
+    grace: Duration,
+    registry: Arc<Registry>,
+    permit: Option<OwnedSemaphorePermit>,
+    exited: Option<ExitStatus>,
+}
+
+impl Process {
+    /// Start `script` with exactly `env`, in its own process group, in the script's folder.
+    /// The program is exec'd directly, never through a shell (SPEC §5.1). Every descriptor
+    /// the server opens is close-on-exec, so the child holds only 0, 1 and 2.
+    pub fn spawn(
+        script: &Script,
+        env: &[(String, Vec<u8>)],
+        stdin: Stdio,
+        grace: Duration,
+        registry: Arc<Registry>,
+        permit: OwnedSemaphorePermit,
+    ) -> std::io::Result<(Process, Pipes)> {
+        let mut cmd = Command::new(&script.program);
+        cmd.args(&script.args)
+            .current_dir(&script.dir)
+            .env_clear()
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, so timeouts and disconnects stop everything it started. No
+            // pre_exec closure: std can then use posix_spawn (vfork) for speed.
+            .process_group(0);
+        for (name, value) in env {
+            cmd.env(name, OsStr::from_bytes(value));
+        }
+        let mut child = cmd.spawn()?;
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .ok_or_else(|| std::io::Error::other("spawned child has no pid"))?;
+        registry.insert(pgid);
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(std::io::Error::other("child pipes missing"));
+        };
+        let pipes = Pipes {
+            stdin: child.stdin.take(),
+            stdout,
+            stderr,
+        };
+        let process = Process {
+            child: Some(child),
+            pgid,
+            grace,
+            registry,
+            permit: Some(permit),
+            exited: None,
+        };
+        Ok((process, pipes))
+    }
+
+    /// The process group id (the script's pid).
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Wait for the script itself to exit (it is reaped). Cancel-safe.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        if let Some(status) = self.exited {
+            return Ok(status);
+        }
+        let Some(child) = self.child.as_mut() else {
+            return Err(std::io::Error::other("process already stopped"));
+        };
+        let status = child.wait().await?;
+        self.exited = Some(status);
+        Ok(status)
+    }
+
+    /// End the script and everything in its group: group SIGTERM, up to `kill_grace`, group
+    /// SIGKILL; the script is reaped. Quick when everything has exited already.
+    pub async fn stop(mut self) -> Option<ExitStatus> {
+        let child = self.child.take();
+        let status = stop_group(child, self.exited, self.pgid, self.grace).await;
+        self.registry.remove(self.pgid);
+        self.permit.take();
+        status
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let Some(child) = self.child.take() else {
+            return;
+        };
+        // Cancelled (client gone, server stopping): begin at once, finish in the background.
+        signal_group(self.pgid, Signal::TERM);
+        let (pgid, grace, exited) = (self.pgid, self.grace, self.exited);
+        let registry = self.registry.clone();
+        let permit = self.permit.take();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    stop_group(Some(child), exited, pgid, grace).await;
+                    registry.remove(pgid);
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                signal_group(pgid, Signal::KILL);
+                registry.remove(pgid);
+            }
+        }
+    }
+}
+
+async fn stop_group(
+    child: Option<Child>,
+    exited: Option<ExitStatus>,
+    pgid: i32,
+    grace: Duration,
+) -> Option<ExitStatus> {
+    let mut child = child?;
+    let mut status = exited.or_else(|| child.try_wait().ok().flatten());
+    if status.is_some() && !group_alive(pgid) {
+        return status;
+    }
+    signal_group(pgid, Signal::TERM);
+    let deadline = Instant::now() + grace;
+    if status.is_none() {
+        status = tokio::time::timeout_at(deadline, child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok);
+    }
+    while group_alive(pgid) && Instant::now() < deadline {
+        tokio::time::sleep(GROUP_POLL).await;
+    }
+    if status.is_none() || group_alive(pgid) {
+        debug!(pgid, "process group outlived kill_grace; SIGKILL");
+        signal_group(pgid, Signal::KILL);
+    }
+    if status.is_none() {
+        status = child.wait().await.ok();
+    }
+    status
+}
+
+/// Send `sig` to a process group; a group that is already gone is not an error.
+pub fn signal_group(pgid: i32, sig: Signal) {
+    if let Some(pid) = Pid::from_raw(pgid) {
+        let _ = kill_process_group(pid, sig);
+    }
+}
+
+/// Whether any process of the group is still there.
+pub fn group_alive(pgid: i32) -> bool {
+    Pid::from_raw(pgid).is_some_and(|pid| test_kill_process_group(pid).is_ok())
+}

@@ -14,6 +14,8 @@ use cgigate::server::{build_router, Server};
 use cgigate::stats::Stats;
 
 fn main() -> ExitCode {
+    // Before any thread exists: descriptors inherited from the launcher never reach a script.
+    cgigate::cgi::process::close_inherited_on_exec();
     let cli = Cli::parse();
     let config = match load_config(cli.config.as_deref()) {
         Ok(c) => c,

@@ -12,3 +12,5 @@ mod output;
 mod lifecycle;
 // The static_dir handler: 304, traversal refusals.
 mod static_files;
+// The CGI host: programs, environment, bodies, responses, lifecycle.
+mod cgi;

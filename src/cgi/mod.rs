@@ -160,7 +160,7 @@ impl CgiHandler {
             Err(e) => {
                 warn!(program = %script.program.display(), error = %e, "cannot start script");
                 // SPEC §5.6: spawn failure → 500, EAGAIN (out of processes) → 503.
-                let busy = e.raw_os_error() == Some(rustix::io::Errno::AGAIN.raw_os_error());
+                let busy = e.raw_os_error() == Some(nix::errno::Errno::EAGAIN as i32);
                 return Err(HandlerError::Status(if busy { 503 } else { 500 }));
             }
         };
@@ -264,15 +264,24 @@ impl CgiHandler {
         let mut inp = Box::pin(feed.run(pipes.stdin, body));
         let mut result: Option<Result<Ended, Failure>> = None;
         let mut exited_at: Option<Instant> = None;
+        let mut output_end: Option<Instant> = None;
         let mut err_done = false;
         let mut inp_done = false;
         let timed_out = loop {
-            if result.is_some() && exited_at.is_some() {
-                break false;
+            match &result {
+                // Bad output or a silent script: stop it now.
+                Some(Err(_)) => break false,
+                Some(Ok(_)) if exited_at.is_some() => break false,
+                _ => {}
             }
             let linger = exited_at.map(|t| t + cfg.kill_grace);
+            // After a clean end of output the script gets kill_grace to exit by itself.
+            let exit_wait = output_end.map(|t| t + cfg.kill_grace);
             tokio::select! {
-                r = &mut out, if result.is_none() => result = Some(r),
+                r = &mut out, if result.is_none() => {
+                    result = Some(r);
+                    output_end = Some(Instant::now());
+                }
                 _ = &mut err, if !err_done => err_done = true,
                 _ = &mut inp, if !inp_done => inp_done = true,
                 _ = process.wait(), if exited_at.is_none() => exited_at = Some(Instant::now()),
@@ -280,8 +289,9 @@ impl CgiHandler {
                     // The script has exited but something it started still holds stdout:
                     // end its group so the output reaches EOF.
                     debug!(pgid, "script exited; its group still holds stdout");
-                    process::signal_group(pgid, rustix::process::Signal::KILL);
+                    process::signal_group(pgid, process::Signal::SIGKILL);
                 }
+                _ = sleep_opt(exit_wait), if exit_wait.is_some() => break false,
                 _ = sleep_until(deadline) => break true,
             }
         };

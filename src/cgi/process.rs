@@ -10,7 +10,10 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rustix::process::{kill_process_group, test_kill_process_group, Pid, Signal};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::signal::killpg;
+pub use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -56,14 +59,14 @@ impl Registry {
         }
         debug!(count = groups.len(), "stopping CGI process groups");
         for &g in &groups {
-            signal_group(g, Signal::TERM);
+            signal_group(g, Signal::SIGTERM);
         }
         let deadline = Instant::now() + grace;
         while groups.iter().any(|&g| group_alive(g)) && Instant::now() < deadline {
             tokio::time::sleep(GROUP_POLL).await;
         }
         for &g in &groups {
-            signal_group(g, Signal::KILL);
+            signal_group(g, Signal::SIGKILL);
             self.remove(g);
         }
     }
@@ -174,7 +177,7 @@ impl Drop for Process {
             return;
         };
         // Cancelled (client gone, server stopping): begin at once, finish in the background.
-        signal_group(self.pgid, Signal::TERM);
+        signal_group(self.pgid, Signal::SIGTERM);
         let (pgid, grace, exited) = (self.pgid, self.grace, self.exited);
         let registry = self.registry.clone();
         let permit = self.permit.take();
@@ -187,7 +190,7 @@ impl Drop for Process {
                 });
             }
             Err(_) => {
-                signal_group(pgid, Signal::KILL);
+                signal_group(pgid, Signal::SIGKILL);
                 registry.remove(pgid);
             }
         }
@@ -205,7 +208,7 @@ async fn stop_group(
     if status.is_some() && !group_alive(pgid) {
         return status;
     }
-    signal_group(pgid, Signal::TERM);
+    signal_group(pgid, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
     if status.is_none() {
         status = tokio::time::timeout_at(deadline, child.wait())
@@ -218,7 +221,7 @@ async fn stop_group(
     }
     if status.is_none() || group_alive(pgid) {
         debug!(pgid, "process group outlived kill_grace; SIGKILL");
-        signal_group(pgid, Signal::KILL);
+        signal_group(pgid, Signal::SIGKILL);
     }
     if status.is_none() {
         status = child.wait().await.ok();
@@ -228,12 +231,33 @@ async fn stop_group(
 
 /// Send `sig` to a process group; a group that is already gone is not an error.
 pub fn signal_group(pgid: i32, sig: Signal) {
-    if let Some(pid) = Pid::from_raw(pgid) {
-        let _ = kill_process_group(pid, sig);
+    if pgid > 1 {
+        let _ = killpg(Pid::from_raw(pgid), sig);
     }
 }
 
 /// Whether any process of the group is still there.
 pub fn group_alive(pgid: i32) -> bool {
-    Pid::from_raw(pgid).is_some_and(|pid| test_kill_process_group(pid).is_ok())
+    pgid > 1 && killpg(Pid::from_raw(pgid), None).is_ok()
+}
+
+/// Mark every descriptor above 2 that the server inherited from whatever started it
+/// close-on-exec, so no script ever sees one (SPEC §5.1: only 0, 1 and 2). Descriptors the
+/// server opens itself are close-on-exec already. Call once at start-up, before threads.
+pub fn close_inherited_on_exec() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // The directory's own descriptor is closed by now: EBADF, ignored.
+        if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFD) {
+            let flags = FdFlag::from_bits_truncate(flags) | FdFlag::FD_CLOEXEC;
+            let _ = fcntl(fd, FcntlArg::F_SETFD(flags));
+        }
+    }
 }

@@ -30,6 +30,11 @@ impl Server {
 
     /// Like [`Server::start`], preparing the folder first (files the config refers to).
     pub fn start_with(config: &str, prepare: impl FnOnce(&Path)) -> Server {
+        Server::start_on(config, prepare, "127.0.0.1:0")
+    }
+
+    /// Like [`Server::start_with`], listening on `listen` (e.g. "[::1]:0").
+    pub fn start_on(config: &str, prepare: impl FnOnce(&Path), listen: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         prepare(dir.path());
         let path = dir.path().join("config.toml");
@@ -38,7 +43,7 @@ impl Server {
             .arg("--config")
             .arg(&path)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -148,6 +153,41 @@ impl Server {
         let text = String::from_utf8_lossy(&r.body).to_string();
         let v: serde_json::Value = serde_json::from_str(&text).expect("status json");
         v["open_connections"].as_u64().expect("open_connections")
+    }
+
+    /// Processes whose parent is the server: (pid, state letter), e.g. (123, 'Z') for a zombie.
+    pub fn children(&self) -> Vec<(u32, char)> {
+        let me = self.pid();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.trim()) else {
+                continue;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+            let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            if ppid == me {
+                found.push((pid, state));
+            }
+        }
+        found
+    }
+
+    /// Open descriptors of the server process.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())
+    }
+
+    /// The server's log (stderr) so far, as one string.
+    pub fn log_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
     }
 
     /// Access log lines seen so far (those on stdout).
@@ -422,6 +462,17 @@ impl Client {
     }
 }
 
+/// Whether a process exists.
+pub fn alive(pid: u32) -> bool {
+    // A zombie is dead for our purposes; /proc/PID/stat says Z.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 /// Path of a file in the repository.
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -490,4 +541,24 @@ pub fn server(server_keys: &str) -> Server {
 /// A GET request's bytes.
 pub fn get(target: &str) -> Vec<u8> {
     format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes()
+}
+
+/// Whether `program` (a name looked up in PATH, or a path) exists. Missing: under `CI=true`
+/// that is a failure (CI installs it first); otherwise the test says it skipped.
+pub fn require(program: &str, package: &str) -> bool {
+    let found = if program.contains('/') {
+        Path::new(program).exists()
+    } else {
+        std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+            .unwrap_or(false)
+    };
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "missing {program} (apt-get install {package})"
+        );
+        eprintln!("skipped: {program} not installed (apt-get install {package})");
+    }
+    found
 }

@@ -14,3 +14,5 @@ mod lifecycle;
 mod static_files;
 // The CGI host: programs, environment, bodies, responses, lifecycle.
 mod cgi;
+// Real legacy programs through the real server: git http-backend, php-cgi, CGI.pm.
+mod legacy;

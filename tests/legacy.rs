@@ -1,0 +1,356 @@
+//! Real legacy programs through the real server (SPEC §5): git http-backend, unmodified, as
+//! Debian installs it. Each test first checks that its program is installed
+//! (`support::require`): missing, it is skipped, except under `CI=true`, where `.ci/run`
+//! installs the packages and a missing one is a failure.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{require, Server};
+
+/// git http-backend where Debian's `git` package installs it.
+const GIT_HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
+
+/// Longest one git command may run (a clone or a 1 MiB push over loopback takes well under
+/// a second; the bound only keeps a hung server from hanging the test run).
+const GIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The push: larger than `http.postBuffer`, so git sends it chunked.
+const PUSH_BYTES: usize = 1 << 20;
+const POST_BUFFER: &str = "65536";
+
+/// A server config with `routes` and nothing else.
+fn config(routes: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+
+[log]
+level = "warn"
+access = "off"
+
+{routes}
+"#
+    )
+}
+
+/// A TOML basic string holding `path`.
+fn toml_path(path: &Path) -> String {
+    let s = path.to_str().expect("utf-8 temp path");
+    assert!(!s.contains(['"', '\\']), "unquotable path {s:?}");
+    format!("\"{s}\"")
+}
+
+/// Run `cmd` in its own process group with output captured; the group is killed if it is
+/// still running after `limit`.
+fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    cmd.process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let stdout = collect(child.stdout.take().expect("stdout"));
+    let stderr = collect(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + limit;
+    let status: ExitStatus = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn collect(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// git http-backend: smart HTTP clone and push (SPEC §5.3: it reads its input to EOF).
+// ---------------------------------------------------------------------------------------
+
+/// A bare repository served by git http-backend at `/git/`, and a folder for the clients.
+struct GitHost {
+    /// `repos/repo.git`, `home/` (an empty HOME for git) and the clients' working copies.
+    work: tempfile::TempDir,
+    server: Server,
+}
+
+impl GitHost {
+    /// Returns None (the test is skipped) when git is not installed.
+    fn start(request_body: &str) -> Option<GitHost> {
+        if !require("git", "git") || !require(GIT_HTTP_BACKEND, "git") {
+            return None;
+        }
+        let work = tempfile::tempdir().expect("tempdir");
+        let repos = work.path().join("repos");
+        std::fs::create_dir_all(&repos).expect("repos");
+        std::fs::create_dir_all(work.path().join("home")).expect("home");
+        let host_dir = work.path().to_path_buf();
+        let run = |args: &[&str]| git_ok(&host_dir, &host_dir, args, &[]);
+        run(&["init", "--quiet", "--bare", "repos/repo.git"]);
+        run(&["-C", "repos/repo.git", "config", "http.receivepack", "true"]);
+        let server = Server::start(&config(&format!(
+            r#"
+[[route]]
+prefix = "/git/"
+cgi_script = {backend}
+env = {{ GIT_PROJECT_ROOT = {root}, GIT_HTTP_EXPORT_ALL = "1" }}
+request_body = "{request_body}"
+"#,
+            backend = toml_path(Path::new(GIT_HTTP_BACKEND)),
+            root = toml_path(&repos),
+        )));
+        Some(GitHost { work, server })
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/git/repo.git", self.server.addr)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.work.path().join(rel)
+    }
+
+    /// `git args` in the work folder; panics with git's output unless it succeeds.
+    fn git(&self, args: &[&str]) -> Output {
+        self.git_env(args, &[])
+    }
+
+    fn git_env(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
+        git_ok(self.work.path(), &self.path("home"), args, env)
+    }
+
+    /// `git rev-parse rev` in the working copy `dir`.
+    fn rev(&self, dir: &str, rev: &str) -> String {
+        let out = self.git(&["-C", dir, "rev-parse", rev]);
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string()
+    }
+
+    /// One commit with a README, pushed over file:// (not through the server).
+    fn seed(&self) -> String {
+        self.git(&["init", "--quiet", "seed"]);
+        std::fs::write(self.path("seed/README"), "served by cgigate\n").expect("README");
+        self.git(&["-C", "seed", "add", "README"]);
+        self.git(&["-C", "seed", "commit", "--quiet", "-m", "seed"]);
+        let bare = format!("file://{}", self.path("repos/repo.git").display());
+        self.git(&["-C", "seed", "push", "--quiet", &bare, "main"]);
+        self.rev("seed", "HEAD")
+    }
+}
+
+/// Run git hermetically: an empty environment but PATH, an empty HOME, no system config,
+/// no prompts, fixed dates (so commit ids are the same on every run), no background gc.
+fn git_ok(dir: &Path, home: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new("git");
+    cmd.args([
+        "-c",
+        "user.name=cgigate tests",
+        "-c",
+        "user.email=tests@cgigate.invalid",
+        "-c",
+        "init.defaultBranch=main",
+        "-c",
+        "protocol.version=2",
+        "-c",
+        "gc.auto=0",
+        "-c",
+        "maintenance.auto=false",
+    ])
+    .args(args)
+    .current_dir(dir)
+    .env_clear()
+    .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    .env("HOME", home)
+    .env("LC_ALL", "C")
+    .env("GIT_CONFIG_NOSYSTEM", "1")
+    .env("GIT_TERMINAL_PROMPT", "0")
+    .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
+    .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z");
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let out = run_bounded(cmd, GIT_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "git {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Print a git command's output so it can be quoted (`--nocapture` shows it).
+fn show(what: &str, out: &Output) {
+    println!("--- {what}");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    print!("{}", String::from_utf8_lossy(&out.stderr));
+    println!("--- end");
+}
+
+/// Print the request lines, framing headers and status lines of a `GIT_TRACE_CURL` trace.
+fn show_requests(trace: &str) {
+    const WANTED: [&str; 5] = [
+        "POST ",
+        "GET ",
+        "HTTP/1.1 ",
+        "Content-Length:",
+        "Transfer-Encoding:",
+    ];
+    println!("--- requests (GIT_TRACE_CURL)");
+    for line in trace.lines() {
+        // "12:00:00.000000 http.c:872   => Send header: POST /git/… HTTP/1.1"
+        let Some(at) = line
+            .find("=> Send header: ")
+            .or(line.find("<= Recv header: "))
+        else {
+            continue;
+        };
+        if WANTED.iter().any(|w| line[at + 16..].starts_with(w)) {
+            println!("{}", &line[at..]);
+        }
+    }
+    println!("--- end");
+}
+
+/// `n` incompressible bytes from a seeded xorshift64*, the same on every run.
+fn noise(n: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+fn git_clone(request_body: &str) {
+    let Some(host) = GitHost::start(request_body) else {
+        return;
+    };
+    let seeded = host.seed();
+    let url = host.url();
+    let trace = host.path("curl-trace.txt");
+    let out = host.git_env(
+        &["clone", &url, "clone"],
+        &[
+            ("GIT_TRACE_CURL", &trace),
+            ("GIT_TRACE_CURL_NO_DATA", Path::new("1")),
+        ],
+    );
+    show(
+        &format!("git clone {url} clone (request_body = \"{request_body}\")"),
+        &out,
+    );
+    show_requests(&std::fs::read_to_string(&trace).expect("curl trace"));
+    assert_eq!(host.rev("clone", "HEAD"), seeded);
+    assert_eq!(
+        std::fs::read_to_string(host.path("clone/README")).expect("README"),
+        "served by cgigate\n"
+    );
+}
+
+fn git_push_chunked(request_body: &str) {
+    let Some(host) = GitHost::start(request_body) else {
+        return;
+    };
+    host.seed();
+    let url = host.url();
+    host.git(&["clone", "--quiet", &url, "work"]);
+    let data = noise(PUSH_BYTES);
+    std::fs::write(host.path("work/noise.bin"), &data).expect("noise.bin");
+    host.git(&["-C", "work", "add", "noise.bin"]);
+    host.git(&["-C", "work", "commit", "--quiet", "-m", "1 MiB of noise"]);
+    let pushed = host.rev("work", "HEAD");
+
+    let trace = host.path("curl-trace.txt");
+    let out = host.git_env(
+        &[
+            "-C",
+            "work",
+            "-c",
+            &format!("http.postBuffer={POST_BUFFER}"),
+            "push",
+            "origin",
+            "main",
+        ],
+        &[
+            ("GIT_TRACE_CURL", &trace),
+            ("GIT_TRACE_CURL_NO_DATA", Path::new("1")),
+        ],
+    );
+    show(
+        &format!(
+            "git -c http.postBuffer={POST_BUFFER} push origin main \
+             (request_body = \"{request_body}\")"
+        ),
+        &out,
+    );
+    // The point of the test: the pack went up as a chunked POST.
+    let trace = std::fs::read_to_string(&trace).expect("curl trace");
+    show_requests(&trace);
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.contains("Send header: Transfer-Encoding: chunked")),
+        "git did not send a chunked request; trace:\n{trace}"
+    );
+
+    let out = host.git(&["ls-remote", &url, "refs/heads/main"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{pushed}\trefs/heads/main\n")
+    );
+    host.git(&["clone", "--quiet", &url, "check"]);
+    assert_eq!(host.rev("check", "HEAD"), pushed);
+    assert!(
+        std::fs::read(host.path("check/noise.bin")).expect("noise.bin") == data,
+        "the pushed file came back different"
+    );
+}
+
+#[test]
+fn git_clone_with_streamed_request_bodies() {
+    git_clone("stream");
+}
+
+#[test]
+fn git_clone_with_spooled_request_bodies() {
+    git_clone("spool");
+}
+
+#[test]
+fn git_push_chunked_streamed() {
+    git_push_chunked("stream");
+}
+
+#[test]
+fn git_push_chunked_spooled() {
+    git_push_chunked("spool");
+}

@@ -1,5 +1,5 @@
-//! Real legacy programs through the real server (SPEC §5): git http-backend, unmodified, as
-//! Debian installs it. Each test first checks that its program is installed
+//! Real legacy programs through the real server (SPEC §5): git http-backend and php-cgi,
+//! unmodified, as Debian installs them. Each test first checks that its program is installed
 //! (`support::require`): missing, it is skipped, except under `CI=true`, where `.ci/run`
 //! installs the packages and a missing one is a failure.
 
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{require, Server};
+use crate::support::{require, Framing, Response, Server};
 
 /// git http-backend where Debian's `git` package installs it.
 const GIT_HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
@@ -82,6 +82,40 @@ fn collect(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>
         let _ = r.read_to_end(&mut buf);
         buf
     })
+}
+
+/// A POST with a Content-Length body on a fresh connection.
+fn post(srv: &Server, target: &str, content_type: &str, body: &[u8]) -> Response {
+    let mut c = srv.connect();
+    c.send(
+        format!(
+            "POST {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send(body);
+    c.response()
+}
+
+/// A POST whose body is sent chunked, in `pieces`, on a fresh connection.
+fn post_chunked(srv: &Server, target: &str, content_type: &str, pieces: &[&[u8]]) -> Response {
+    let mut c = srv.connect();
+    c.send(
+        format!(
+            "POST {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+             Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    for piece in pieces {
+        c.send(format!("{:x}\r\n", piece.len()).as_bytes());
+        c.send(piece);
+        c.send(b"\r\n");
+    }
+    c.send(b"0\r\n\r\n");
+    c.response()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -353,4 +387,131 @@ fn git_push_chunked_streamed() {
 #[test]
 fn git_push_chunked_spooled() {
     git_push_chunked("spool");
+}
+
+// ---------------------------------------------------------------------------------------
+// php-cgi: needs CONTENT_LENGTH (so a chunked body must be spooled) and REDIRECT_STATUS.
+// ---------------------------------------------------------------------------------------
+
+const PHP_ECHO: &str = r#"<?php
+header('Content-Type: application/octet-stream');
+header('X-Content-Length: ' . getenv('CONTENT_LENGTH'));
+echo file_get_contents('php://input');
+"#;
+
+const PHP_CREATED: &str = r#"<?php
+http_response_code(201);
+header('Content-Type: text/plain');
+echo "created\n";
+"#;
+
+const PHP_FLUSH: &str = r#"<?php
+header('Content-Type: text/plain');
+while (ob_get_level()) {
+    ob_end_flush();
+}
+ob_implicit_flush(true);
+for ($i = 1; $i <= 3; $i++) {
+    echo "line $i\n";
+    flush();
+    if ($i < 3) {
+        usleep(200000);
+    }
+}
+"#;
+
+/// A server with the PHP scripts at `/php/` and, streamed, at `/php-streamed/`.
+fn php_server() -> Option<Server> {
+    if !require("php-cgi", "php-cgi") {
+        return None;
+    }
+    let routes = r#"
+[[route]]
+prefix = "/php/"
+cgi_dir = "php"
+interpreters = { ".php" = "php-cgi" }
+
+[[route]]
+prefix = "/php-streamed/"
+cgi_dir = "php"
+interpreters = { ".php" = "php-cgi" }
+output = "stream"
+"#;
+    Some(Server::start_with(&config(routes), |dir| {
+        let php = dir.join("php");
+        std::fs::create_dir_all(&php).expect("php dir");
+        std::fs::write(php.join("echo.php"), PHP_ECHO).expect("echo.php");
+        std::fs::write(php.join("created.php"), PHP_CREATED).expect("created.php");
+        std::fs::write(php.join("flush.php"), PHP_FLUSH).expect("flush.php");
+    }))
+}
+
+/// A body that is not all one byte, larger than a pipe buffer.
+fn body_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b"0123456789abcdef\n"[i % 17]).collect()
+}
+
+#[test]
+fn php_reads_a_posted_body() {
+    let Some(srv) = php_server() else { return };
+    let body = body_bytes(100_000);
+    let r = post(&srv, "/php/echo.php", "application/octet-stream", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-content-length"), Some("100000"));
+    assert!(
+        r.body == body,
+        "body came back different: {} bytes",
+        r.body.len()
+    );
+}
+
+#[test]
+fn php_reads_a_chunked_body_spooled_with_content_length() {
+    let Some(srv) = php_server() else { return };
+    let body = body_bytes(70_000);
+    let (a, rest) = body.split_at(5);
+    let (b, c) = rest.split_at(40_000);
+    let r = post_chunked(
+        &srv,
+        "/php/echo.php",
+        "application/octet-stream",
+        &[a, b, c],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("x-content-length"),
+        Some("70000"),
+        "spool mode gives php-cgi the de-chunked length"
+    );
+    assert!(
+        r.body == body,
+        "body came back different: {} bytes",
+        r.body.len()
+    );
+}
+
+#[test]
+fn php_http_response_code_sets_the_status() {
+    let Some(srv) = php_server() else { return };
+    let r = srv.get("/php/created.php");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.text(), "created\n");
+}
+
+#[test]
+fn php_flushes_arrive_as_separate_chunks() {
+    let Some(srv) = php_server() else { return };
+    let r = srv.get("/php-streamed/flush.php");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.framing, Framing::Chunked);
+    assert_eq!(r.text(), "line 1\nline 2\nline 3\n");
+    let first = r.chunks.first().expect("a chunk");
+    let last = r.chunks.last().expect("a chunk");
+    assert_eq!(first, b"line 1\n", "chunks: {:?}", r.chunks);
+    assert_eq!(last, b"line 3\n", "chunks: {:?}", r.chunks);
+    let spread = *r.arrivals.last().unwrap() - r.arrivals[0];
+    assert!(
+        spread >= Duration::from_millis(300),
+        "the lines arrived together ({spread:?})"
+    );
 }

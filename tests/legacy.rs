@@ -1,7 +1,7 @@
-//! Real legacy programs through the real server (SPEC §5): git http-backend and php-cgi,
-//! unmodified, as Debian installs them. Each test first checks that its program is installed
-//! (`support::require`): missing, it is skipped, except under `CI=true`, where `.ci/run`
-//! installs the packages and a missing one is a failure.
+//! Real legacy programs through the real server (SPEC §5): git http-backend, php-cgi and a
+//! CGI.pm form, unmodified, as Debian installs them. Each test first checks that its program
+//! is installed (`support::require`): missing, it is skipped, except under `CI=true`, where
+//! `.ci/run` installs the packages and a missing one is a failure.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{require, Framing, Response, Server};
+use crate::support::{require, require_perl_module, Framing, Response, Server};
 
 /// git http-backend where Debian's `git` package installs it.
 const GIT_HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
@@ -513,5 +513,91 @@ fn php_flushes_arrive_as_separate_chunks() {
     assert!(
         spread >= Duration::from_millis(300),
         "the lines arrived together ({spread:?})"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Perl CGI.pm: query strings, urlencoded and multipart forms.
+// ---------------------------------------------------------------------------------------
+
+const FORM_PL: &str = r#"use strict;
+use warnings;
+use CGI;
+
+my $q = CGI->new;
+print $q->header('text/plain');
+print "name=", scalar($q->param('name')) // '', "\n";
+print "color=", scalar($q->param('color')) // '', "\n";
+if (my $fh = $q->upload('file')) {
+    local $/;
+    my $content = <$fh>;
+    print "file=", scalar $q->param('file'), ":", $content;
+}
+"#;
+
+/// A server with `form.pl` at `/perl/`.
+fn perl_server() -> Option<Server> {
+    if !require("perl", "perl") || !require_perl_module("CGI", "libcgi-pm-perl") {
+        return None;
+    }
+    let routes = r#"
+[[route]]
+prefix = "/perl/"
+cgi_dir = "perl"
+interpreters = { ".pl" = "perl" }
+"#;
+    Some(Server::start_with(&config(routes), |dir| {
+        let perl = dir.join("perl");
+        std::fs::create_dir_all(&perl).expect("perl dir");
+        std::fs::write(perl.join("form.pl"), FORM_PL).expect("form.pl");
+    }))
+}
+
+#[test]
+fn cgi_pm_reads_a_query_string() {
+    let Some(srv) = perl_server() else { return };
+    let r = srv.get("/perl/form.pl?name=Ada+Lovelace&color=blue%20%26%20green");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    assert_eq!(r.text(), "name=Ada Lovelace\ncolor=blue & green\n");
+}
+
+#[test]
+fn cgi_pm_reads_an_urlencoded_post() {
+    let Some(srv) = perl_server() else { return };
+    let r = post(
+        &srv,
+        "/perl/form.pl",
+        "application/x-www-form-urlencoded",
+        b"name=Grace+Hopper&color=%C3%A9cru",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "name=Grace Hopper\ncolor=\u{e9}cru\n");
+}
+
+#[test]
+fn cgi_pm_reads_a_multipart_post() {
+    let Some(srv) = perl_server() else { return };
+    let body = "--XyZzy\r\n\
+        Content-Disposition: form-data; name=\"name\"\r\n\r\n\
+        Alan Turing\r\n\
+        --XyZzy\r\n\
+        Content-Disposition: form-data; name=\"color\"\r\n\r\n\
+        red\r\n\
+        --XyZzy\r\n\
+        Content-Disposition: form-data; name=\"file\"; filename=\"note.txt\"\r\n\
+        Content-Type: text/plain\r\n\r\n\
+        line one\nline two\n\r\n\
+        --XyZzy--\r\n";
+    let r = post(
+        &srv,
+        "/perl/form.pl",
+        "multipart/form-data; boundary=XyZzy",
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.text(),
+        "name=Alan Turing\ncolor=red\nfile=note.txt:line one\nline two\n"
     );
 }

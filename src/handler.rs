@@ -98,6 +98,50 @@ impl Request {
     pub fn path_below_prefix(&self) -> &str {
         self.path.strip_prefix(&*self.prefix).unwrap_or("")
     }
+
+    /// The server variables of SPEC §5.2 — the set a CGI script gets — for a handler mounted
+    /// at its prefix: SCRIPT_NAME is the prefix, PATH_INFO the decoded rest of the path.
+    /// Sorted by name, each once. Values are bytes (header values may hold obs-text).
+    pub fn server_vars(&self) -> Vec<(String, Vec<u8>)> {
+        let h = &self.head;
+        let headers: Vec<(&[u8], &[u8])> = h
+            .headers
+            .iter()
+            .map(|f| (&f.name[..], &f.value[..]))
+            .collect();
+        let below = self.path_below_prefix();
+        let decoded =
+            crate::cgi::script::percent_decode_path(below).unwrap_or_else(|| below.to_string());
+        let path_info = if decoded.is_empty() || decoded.starts_with('/') {
+            decoded
+        } else {
+            format!("/{decoded}")
+        };
+        let request = crate::cgi::env::EnvRequest {
+            method: h.method_str(),
+            target: h.target_str(),
+            query: h.query(),
+            protocol: h.version.as_str(),
+            headers: &headers,
+            host: h.host(),
+            peer: self.conn.peer,
+            local: self.conn.local,
+            tls: self.conn.tls,
+            script_name: self.prefix.trim_end_matches('/'),
+            script_filename: "",
+            path_info: &path_info,
+            document_root: "",
+            content_length: self
+                .body
+                .is_present()
+                .then(|| self.body.content_length())
+                .flatten(),
+            has_body: self.body.is_present(),
+            pass_auth: false,
+            server_software: concat!("cgigate/", env!("CARGO_PKG_VERSION")),
+        };
+        crate::cgi::env::build(&request, Vec::new(), &[])
+    }
 }
 
 /// State shared between one exchange's handler side and its connection loop.
@@ -204,5 +248,51 @@ impl Body {
     /// Whether the body arrives chunked.
     pub fn is_chunked(&self) -> bool {
         self.framing == BodyFraming::Chunked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::head::{parse, Limits};
+
+    fn request(raw: &[u8], prefix: &str) -> Request {
+        let mut buf = bytes::BytesMut::from(raw);
+        let head = parse(&mut buf, &Limits::default()).unwrap().unwrap();
+        let path = head.path().to_string();
+        Request {
+            head,
+            conn: ConnInfo {
+                peer: "127.0.0.1:5000".parse().unwrap(),
+                local: "127.0.0.1:8080".parse().unwrap(),
+                tls: false,
+            },
+            prefix: Arc::from(prefix),
+            path,
+            body: Body::empty(),
+            redirects: 0,
+        }
+    }
+
+    #[test]
+    fn server_vars_are_the_cgi_set_for_the_mount_point() {
+        let req = request(
+            b"GET /ext/hello/a%20b?x=1 HTTP/1.1\r\nHost: h:8080\r\nX-Ok: 1\r\nProxy: p\r\n\r\n",
+            "/ext/hello/",
+        );
+        let vars: std::collections::BTreeMap<_, _> = req
+            .server_vars()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .collect();
+        assert_eq!(vars["SCRIPT_NAME"], "/ext/hello");
+        assert_eq!(vars["PATH_INFO"], "/a b");
+        assert_eq!(vars["QUERY_STRING"], "x=1");
+        assert_eq!(vars["SERVER_NAME"], "h");
+        assert_eq!(vars["SERVER_PORT"], "8080");
+        assert_eq!(vars["REMOTE_ADDR"], "127.0.0.1");
+        assert_eq!(vars["HTTP_X_OK"], "1");
+        assert!(!vars.contains_key("HTTP_PROXY"));
+        assert!(!vars.contains_key("CONTENT_LENGTH"));
     }
 }

@@ -16,3 +16,5 @@ mod static_files;
 mod cgi;
 // Real legacy programs through the real server: git http-backend, php-cgi, CGI.pm.
 mod legacy;
+// The shipped config.toml and cgi-bin/ examples.
+mod shipped;

@@ -1,0 +1,75 @@
+//! The shipped config.toml and the example scripts in cgi-bin/, as a newcomer would use them.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use crate::support::{get, repo_path, Client, Framing};
+
+/// The server on the repository's own config (from the repository folder), on port 0.
+struct Shipped {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Shipped {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn shipped() -> Shipped {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cgigate"))
+        .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
+        .current_dir(repo_path(""))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.trim_start_matches("listening on http://").to_string();
+    // Keep reading the access log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Shipped { child, addr }
+}
+
+#[test]
+fn the_example_scripts_work_under_the_shipped_config() {
+    let srv = shipped();
+    let mut c = Client::connect(&srv.addr);
+    c.send(&get("/cgi-bin/hello"));
+    assert_eq!(c.response().text(), "Hello, world!\n");
+    c.send(&get("/cgi-bin/env/x?y=1"));
+    let env = c.response().text();
+    assert!(
+        env.contains("PATH_INFO=/x\n") && env.contains("QUERY_STRING=y=1\n"),
+        "{env}"
+    );
+    let form = b"name=Ann+Lee&color=%3Cred%3E";
+    c.send(format!("POST /cgi-bin/form.pl HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n", form.len()).as_bytes());
+    c.send(form);
+    let page = c.response().text();
+    assert!(
+        page.contains("<p>name = Ann Lee</p>") && page.contains("<p>color = &lt;red&gt;</p>"),
+        "{page}"
+    );
+    c.send(b"POST /cgi-bin/hello.py/more HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nabcd");
+    let py = c.response().text();
+    assert!(
+        py.starts_with("Hello from Python")
+            && py.contains("PATH_INFO=/more\n")
+            && py.contains("body bytes: 4\n"),
+        "{py}"
+    );
+    c.send(&get("/buffered/ticker"));
+    let buffered = c.response();
+    assert_eq!(buffered.framing, Framing::Length);
+    c.send(&get("/streamed/ticker"));
+    let streamed = c.response();
+    assert_eq!(streamed.framing, Framing::Chunked);
+    assert_eq!(buffered.body, streamed.body);
+    assert_eq!(streamed.chunks.len(), 5, "one chunk per line, 200 ms apart");
+    c.send(&get("/static/"));
+    assert!(c.response().text().contains("cgigate"));
+}

@@ -19,6 +19,26 @@ use crate::http::decode::BodyError;
 use crate::http::head::{BodyFraming, RequestHead};
 pub use crate::response::Response;
 
+/// What SERVER_SOFTWARE says.
+pub const SERVER_SOFTWARE: &str = concat!("cgigate/", env!("CARGO_PKG_VERSION"));
+
+/// What answers a request, as far as the CGI environment is concerned.
+#[derive(Debug, Clone, Copy)]
+pub struct Mount<'a> {
+    /// SCRIPT_NAME: the URL path of what answers.
+    pub script_name: &'a str,
+    /// SCRIPT_FILENAME: the program's file ("" for in-process handlers).
+    pub script_filename: &'a str,
+    /// PATH_INFO, decoded ("" for none).
+    pub path_info: &'a str,
+    /// DOCUMENT_ROOT ("" for none).
+    pub document_root: &'a str,
+    /// CONTENT_LENGTH, when the body's length is known to the reader.
+    pub content_length: Option<u64>,
+    /// Whether Authorization is exported.
+    pub pass_auth: bool,
+}
+
 /// A boxed, `Send` future: what [`Handler::call`] returns (the trait stays object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -103,12 +123,6 @@ impl Request {
     /// at its prefix: SCRIPT_NAME is the prefix, PATH_INFO the decoded rest of the path.
     /// Sorted by name, each once. Values are bytes (header values may hold obs-text).
     pub fn server_vars(&self) -> Vec<(String, Vec<u8>)> {
-        let h = &self.head;
-        let headers: Vec<(&[u8], &[u8])> = h
-            .headers
-            .iter()
-            .map(|f| (&f.name[..], &f.value[..]))
-            .collect();
         let below = self.path_below_prefix();
         let decoded =
             crate::cgi::script::percent_decode_path(below).unwrap_or_else(|| below.to_string());
@@ -117,6 +131,35 @@ impl Request {
         } else {
             format!("/{decoded}")
         };
+        let mount = Mount {
+            script_name: self.prefix.trim_end_matches('/'),
+            script_filename: "",
+            path_info: &path_info,
+            document_root: "",
+            content_length: self
+                .body
+                .is_present()
+                .then(|| self.body.content_length())
+                .flatten(),
+            pass_auth: false,
+        };
+        self.cgi_env(&mount, Vec::new(), &[])
+    }
+
+    /// The CGI environment (RFC 3875 §4.1, SPEC §5.2) of this request for what `mount`
+    /// says answers it; `inherited` first, `extra` last (it overrides).
+    pub fn cgi_env(
+        &self,
+        mount: &Mount<'_>,
+        inherited: Vec<(String, Vec<u8>)>,
+        extra: &[(String, String)],
+    ) -> Vec<(String, Vec<u8>)> {
+        let h = &self.head;
+        let headers: Vec<(&[u8], &[u8])> = h
+            .headers
+            .iter()
+            .map(|f| (&f.name[..], &f.value[..]))
+            .collect();
         let request = crate::cgi::env::EnvRequest {
             method: h.method_str(),
             target: h.target_str(),
@@ -127,20 +170,16 @@ impl Request {
             peer: self.conn.peer,
             local: self.conn.local,
             tls: self.conn.tls,
-            script_name: self.prefix.trim_end_matches('/'),
-            script_filename: "",
-            path_info: &path_info,
-            document_root: "",
-            content_length: self
-                .body
-                .is_present()
-                .then(|| self.body.content_length())
-                .flatten(),
+            script_name: mount.script_name,
+            script_filename: mount.script_filename,
+            path_info: mount.path_info,
+            document_root: mount.document_root,
+            content_length: mount.content_length,
             has_body: self.body.is_present(),
-            pass_auth: false,
-            server_software: concat!("cgigate/", env!("CARGO_PKG_VERSION")),
+            pass_auth: mount.pass_auth,
+            server_software: SERVER_SOFTWARE,
         };
-        crate::cgi::env::build(&request, Vec::new(), &[])
+        crate::cgi::env::build(&request, inherited, extra)
     }
 }
 

@@ -22,7 +22,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, warn};
 
 use crate::config::{CgiConfig, RequestBody};
-use crate::handler::{Body, BoxFuture, Handler, HandlerError, Request};
+use crate::handler::{Body, BoxFuture, Handler, HandlerError, Mount, Request};
 use crate::handlers::plain;
 use crate::http::head::{self, Limits, RequestHead};
 use crate::response::Response;
@@ -204,37 +204,20 @@ impl CgiHandler {
         script: &Script,
         content_length: Option<u64>,
     ) -> Vec<(String, Vec<u8>)> {
-        let h = &req.head;
-        let headers: Vec<(&[u8], &[u8])> = h
-            .headers
-            .iter()
-            .map(|f| (&f.name[..], &f.value[..]))
-            .collect();
         let document_root = match &self.target {
-            Target::Dir(root) => root.to_string_lossy().into_owned(),
-            Target::Fixed(_) => script.dir.to_string_lossy().into_owned(),
+            Target::Dir(root) => root.to_string_lossy(),
+            Target::Fixed(_) => script.dir.to_string_lossy(),
         };
         let filename = script.script_filename.to_string_lossy();
-        let request = env::EnvRequest {
-            method: h.method_str(),
-            target: h.target_str(),
-            query: h.query(),
-            protocol: h.version.as_str(),
-            headers: &headers,
-            host: h.host(),
-            peer: req.conn.peer,
-            local: req.conn.local,
-            tls: req.conn.tls,
+        let mount = Mount {
             script_name: &script.script_name,
             script_filename: &filename,
             path_info: &script.path_info,
             document_root: &document_root,
             content_length,
-            has_body: req.body.is_present(),
             pass_auth: self.cfg.pass_auth,
-            server_software: concat!("cgigate/", env!("CARGO_PKG_VERSION")),
         };
-        env::build(&request, self.inherited.clone(), &self.cfg.env)
+        req.cgi_env(&mount, self.inherited.clone(), &self.cfg.env)
     }
 
     /// Serve stdin, stdout and stderr concurrently until the output ends, under the

@@ -456,7 +456,12 @@ where
     /// then close — the end of the request is in doubt (SPEC §3).
     fn body_failed(&mut self, framer: &mut Framer, status: u16, detail: &str) -> Outcome {
         if framer.is_head_emitted() {
-            return Outcome::Gone;
+            // A complete response is still delivered; an unfinished one is cut.
+            return if framer.is_finished() && framer.keep_alive_possible() {
+                Outcome::Close
+            } else {
+                Outcome::Gone
+            };
         }
         self.out.clear();
         framer.downgrade_keep_alive();

@@ -199,6 +199,11 @@ impl Framer {
         self.keep_alive && self.state == State::Done
     }
 
+    /// Whether the response completed (whatever keep-alive says).
+    pub fn keep_alive_possible(&self) -> bool {
+        self.state == State::Done
+    }
+
     /// Whether any byte of the response head was produced.
     pub fn is_head_emitted(&self) -> bool {
         matches!(self.state, State::Sending | State::Done | State::Failed)

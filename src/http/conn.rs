@@ -457,7 +457,7 @@ where
     fn body_failed(&mut self, framer: &mut Framer, status: u16, detail: &str) -> Outcome {
         if framer.is_head_emitted() {
             // A complete response is still delivered; an unfinished one is cut.
-            return if framer.is_finished() && framer.keep_alive_possible() {
+            return if framer.is_complete() {
                 Outcome::Close
             } else {
                 Outcome::Gone

@@ -200,7 +200,7 @@ impl Framer {
     }
 
     /// Whether the response completed (whatever keep-alive says).
-    pub fn keep_alive_possible(&self) -> bool {
+    pub fn is_complete(&self) -> bool {
         self.state == State::Done
     }
 

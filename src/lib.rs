@@ -24,6 +24,7 @@ pub mod config;
 pub mod handler;
 pub mod handlers;
 pub mod http;
+pub mod plugin;
 pub mod response;
 pub mod router;
 pub mod server;

@@ -44,7 +44,10 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, cgigate::config::Confi
 
 fn check(config: &Config) -> ExitCode {
     match build_router(config, &Arc::new(Stats::default())) {
-        Ok(_) => {
+        Ok(built) => {
+            for plugin in &built.plugins {
+                plugin.terminate();
+            }
             let name = config.source.as_ref().map_or_else(
                 || "built-in defaults".to_string(),
                 |p| p.display().to_string(),

@@ -75,6 +75,17 @@ const SERVER_OWNED: &[&str] = &[
     "date",
 ];
 
+/// Whether a client is still connected, readable from any thread.
+#[derive(Debug, Clone)]
+pub struct Connection(Arc<ExchangeShared>);
+
+impl Connection {
+    /// False once the client is gone.
+    pub fn is_connected(&self) -> bool {
+        self.0.is_connected()
+    }
+}
+
 /// The response writer handed to a handler.
 pub struct Response {
     tx: mpsc::Sender<Cmd>,
@@ -185,6 +196,11 @@ impl Response {
     /// Whether the client is still there. After a disconnect, writes fail.
     pub fn is_connected(&self) -> bool {
         self.shared.is_connected()
+    }
+
+    /// A handle that answers [`Response::is_connected`] from another thread (a plugin's).
+    pub fn connection(&self) -> Connection {
+        Connection(self.shared.clone())
     }
 
     /// Write a piece of the body; waits while the client is slow (back-pressure).

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::cgi::{CgiHandler, CgiShared};
 use crate::config::{Config, RouteKind};
 use crate::handler::{ConnInfo, Handler};
 use crate::handlers::{Echo, StaticDir, Status, Ticker};
+use crate::plugin::{Plugin, PluginHandler};
 use crate::router::{Dispatcher, RouteEntry, Router};
 use crate::stats::Stats;
 
@@ -78,11 +80,19 @@ impl ServerError {
     }
 }
 
-/// Build the router for a config, checking that every route can be served.
-pub fn build_router(
-    config: &Config,
-    stats: &Arc<Stats>,
-) -> Result<(Arc<Router>, Arc<Registry>), ServerError> {
+/// What serving a config needs beyond the config itself.
+pub struct Built {
+    /// The routes.
+    pub router: Arc<Router>,
+    /// Running CGI process groups.
+    pub cgi: Arc<Registry>,
+    /// Loaded plugins, terminated at shutdown.
+    pub plugins: Vec<Arc<Plugin>>,
+}
+
+/// Build the router for a config, checking that every route can be served (this loads and
+/// initialises plugins).
+pub fn build_router(config: &Config, stats: &Arc<Stats>) -> Result<Built, ServerError> {
     let file = config.source.as_ref().map_or_else(
         || "(built-in defaults)".to_string(),
         |p| p.display().to_string(),
@@ -94,6 +104,7 @@ pub fn build_router(
         max_head_bytes: config.server.max_head_bytes,
     });
     let mut entries = Vec::with_capacity(config.routes.len());
+    let mut plugins: Vec<(PathBuf, String, Arc<Plugin>)> = Vec::new();
     for route in &config.routes {
         let fail = |message: String| ServerError::Route {
             file: file.clone(),
@@ -120,10 +131,9 @@ pub fn build_router(
                 CgiHandler::script(program, route.cgi.clone(), cgi.clone())
                     .map_err(|e| fail(format!("cgi_script {}: {e}", program.display())))?,
             ),
-            RouteKind::Plugin { .. } => {
-                return Err(fail(
-                    "plugin routes are not available in this build yet".into(),
-                ))
+            RouteKind::Plugin { path, config } => {
+                let plugin = load_plugin(&mut plugins, path, config).map_err(fail)?;
+                Arc::new(PluginHandler::new(plugin))
             }
         };
         entries.push(RouteEntry {
@@ -134,13 +144,44 @@ pub fn build_router(
     }
     let router = Arc::new(Router::new(entries, config.output));
     cgi.dispatcher.set(&router);
-    Ok((router, cgi.registry.clone()))
+    Ok(Built {
+        router,
+        cgi: cgi.registry.clone(),
+        plugins: plugins.into_iter().map(|(_, _, p)| p).collect(),
+    })
+}
+
+/// Load a plugin once per library: a second route naming the same file shares it, and must
+/// give it the same `plugin_config` (`init` runs once per library, as ISAPI's
+/// GetExtensionVersion did).
+fn load_plugin(
+    loaded: &mut Vec<(PathBuf, String, Arc<Plugin>)>,
+    path: &std::path::Path,
+    config: &str,
+) -> Result<Arc<Plugin>, String> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| format!("plugin {}: {e}", path.display()))?;
+    if let Some((_, first_config, plugin)) = loaded.iter().find(|(p, _, _)| *p == canonical) {
+        if first_config != config {
+            return Err(format!(
+                "plugin {} is already loaded by another route with a different plugin_config",
+                path.display()
+            ));
+        }
+        return Ok(plugin.clone());
+    }
+    let plugin = Arc::new(Plugin::load(&canonical, config).map_err(|e| e.to_string())?);
+    tracing::info!(plugin = plugin.name(), path = %canonical.display(), "plugin loaded");
+    loaded.push((canonical, config.to_string(), plugin.clone()));
+    Ok(plugin)
 }
 
 /// A bound, not yet running server.
 pub struct Server {
     listeners: Vec<TcpListener>,
     shared: Arc<Shared>,
+    plugins: Vec<Arc<Plugin>>,
     log_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -148,7 +189,11 @@ impl Server {
     /// Build routes, open the access log and bind every listener.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let stats = Arc::new(Stats::default());
-        let (router, cgi) = build_router(&config, &stats)?;
+        let Built {
+            router,
+            cgi,
+            plugins,
+        } = build_router(&config, &stats)?;
         let (access, log_task) = AccessLog::start(&config.log.access, config.log.format)
             .await
             .map_err(ServerError::AccessLog)?;
@@ -174,6 +219,7 @@ impl Server {
         Ok(Server {
             listeners,
             shared,
+            plugins,
             log_task,
         })
     }
@@ -192,6 +238,7 @@ impl Server {
         let Server {
             listeners,
             shared,
+            plugins,
             log_task,
         } = self;
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -217,6 +264,11 @@ impl Server {
                 open,
                 "shutdown_timeout passed; closing the remaining connections"
             );
+        }
+        // SPEC §1: scripts still running are stopped (group SIGTERM, then SIGKILL).
+        shared.cgi.terminate_all(shared.config.cgi.kill_grace).await;
+        for plugin in &plugins {
+            plugin.terminate();
         }
         drop(shared);
         if let Some(task) = log_task {

@@ -46,7 +46,7 @@ fn check(config: &Config) -> ExitCode {
     match build_router(config, &Arc::new(Stats::default())) {
         Ok(built) => {
             for plugin in &built.plugins {
-                plugin.terminate();
+                plugin.terminate(std::time::Duration::ZERO);
             }
             let name = config.source.as_ref().map_or_else(
                 || "built-in defaults".to_string(),

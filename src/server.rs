@@ -267,8 +267,10 @@ impl Server {
         }
         // SPEC §1: scripts still running are stopped (group SIGTERM, then SIGKILL).
         shared.cgi.terminate_all(shared.config.cgi.kill_grace).await;
-        for plugin in &plugins {
-            plugin.terminate();
+        let grace = shared.config.cgi.kill_grace;
+        for plugin in plugins {
+            // Waiting for handle calls blocks; do it off the runtime's threads.
+            let _ = tokio::task::spawn_blocking(move || plugin.terminate(grace)).await;
         }
         drop(shared);
         if let Some(task) = log_task {

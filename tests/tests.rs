@@ -18,3 +18,5 @@ mod cgi;
 mod legacy;
 // The shipped config.toml and cgi-bin/ examples.
 mod shipped;
+// Native plugins: the C and Rust examples, the loader's refusals.
+mod plugins;

@@ -41,23 +41,42 @@ pub const MODE_SIZED: u32 = 3;
 /// `get_var(server, name, buf, len)`: copy the value of server variable `name` (a
 /// NUL-terminated string owned by the caller) into `buf` followed by a NUL byte. `*len` is
 /// the capacity of `buf` on entry and the value's length (without the NUL) on return.
-/// Returns OK, E_NOT_FOUND, or E_TOO_SMALL with `*len` set to the length needed (without
-/// the NUL). Besides the SPEC §5.2 variables, `ALL_HTTP` gives every HTTP_* as
+/// Returns OK, E_NOT_FOUND, or E_TOO_SMALL with `*len` set to the value's length — the
+/// buffer must then be `*len + 1` bytes. A NULL `buf` is a length query (E_TOO_SMALL). Besides the SPEC §5.2 variables, `ALL_HTTP` gives every HTTP_* as
 /// `HTTP_NAME:value\n` lines.
-pub type GetVarFn = unsafe extern "C" fn(server: *mut c_void, name: *const c_char, buf: *mut c_char, len: *mut usize) -> i32;
+pub type GetVarFn = unsafe extern "C" fn(
+    server: *mut c_void,
+    name: *const c_char,
+    buf: *mut c_char,
+    len: *mut usize,
+) -> i32;
 /// `read_body(server, buf, len)`: read up to `len` bytes of the (de-chunked) request body
-/// into `buf`, owned by the caller. Returns the count, 0 at the end of the body, or a
-/// negative status. Blocks until data arrives. The first call sends `100 Continue` if the
-/// client asked for it.
-pub type ReadBodyFn = unsafe extern "C" fn(server: *mut c_void, buf: *mut c_void, len: usize) -> i64;
-/// `send_headers(server, status, headers, len)`: set the status and the header fields,
-/// `headers` being `len` bytes of `Name: value\r\n` lines (may be NULL when `len` is 0),
-/// owned by the caller and copied. Sends the head now. E_STATE if already sent.
-pub type SendHeadersFn = unsafe extern "C" fn(server: *mut c_void, status: u32, headers: *const c_char, len: usize) -> i32;
-/// `write(server, data, len)`: write body bytes (copied); sends the head first if needed.
+/// into `buf`, owned by the caller. Returns the count, 0 at the end of the body (or when
+/// `len` is 0), E_DISCONNECTED, or ERROR when the body itself failed (malformed chunking,
+/// too large, stalled). Blocks until data arrives. The first call sends `100 Continue` if
+/// the client asked for it.
+pub type ReadBodyFn =
+    unsafe extern "C" fn(server: *mut c_void, buf: *mut c_void, len: usize) -> i64;
+/// `send_headers(server, status, headers, len)`: set the status (200–999, else E_INVALID)
+/// and the header fields, `headers` being `len` bytes of `Name: value\r\n` lines (LF alone
+/// is accepted; may be NULL when `len` is 0), owned by the caller and copied. A malformed
+/// line → E_INVALID and nothing is sent. Fields the server owns (Connection,
+/// Transfer-Encoding, Date, …) are dropped; `Content-Length` switches to sized mode. The
+/// head is committed: in stream and sized mode it goes out now, in buffer and auto mode it
+/// is held until the length is known. E_STATE if the head was already committed.
+pub type SendHeadersFn = unsafe extern "C" fn(
+    server: *mut c_void,
+    status: u32,
+    headers: *const c_char,
+    len: usize,
+) -> i32;
+/// `write(server, data, len)`: write body bytes (copied); commits the head first if needed
+/// (status 200, no fields, unless `send_headers` came first). A zero length does nothing.
 /// Blocks while the client is slow (back-pressure). E_DISCONNECTED once the client is gone.
-pub type WriteFn = unsafe extern "C" fn(server: *mut c_void, data: *const c_void, len: usize) -> i32;
-/// `flush(server)`: deliver what was written now (stream and auto modes).
+pub type WriteFn =
+    unsafe extern "C" fn(server: *mut c_void, data: *const c_void, len: usize) -> i32;
+/// `flush(server)`: deliver what was written now (auto mode switches to streaming; a no-op
+/// in buffer mode, redundant in stream mode). Commits the head like `write`.
 pub type FlushFn = unsafe extern "C" fn(server: *mut c_void) -> i32;
 /// `set_mode(server, mode, len)`: choose the output mode before the head is sent; `len` is
 /// used by MODE_SIZED only.
@@ -66,7 +85,8 @@ pub type SetModeFn = unsafe extern "C" fn(server: *mut c_void, mode: u32, len: u
 pub type IsConnectedFn = unsafe extern "C" fn(server: *mut c_void) -> i32;
 
 /// The request object handed to `handle` (the analog of ISAPI's EXTENSION_CONTROL_BLOCK).
-/// Owned by the server; valid only during the `handle` call, on the calling thread.
+/// Owned by the server; valid only during the `handle` call, on the calling thread. The
+/// server fills every function pointer (never NULL).
 #[repr(C)]
 pub struct RequestAbi {
     /// `size_of::<RequestAbi>()` as the server built it.
@@ -94,14 +114,21 @@ pub struct RequestAbi {
 }
 
 /// `init(config, len, err, err_len)`: called once at start-up with the route's
-/// `plugin_config` (`len` bytes, not NUL-terminated, owned by the server). Return OK, or
+/// `plugin_config` (`len` bytes, not NUL-terminated, owned by the server; `len` may be 0). Return OK, or
 /// ERROR with a NUL-terminated message written into `err` (capacity `err_len`), which stops
 /// the server's start-up and is shown to the user.
-pub type InitFn = unsafe extern "C" fn(config: *const c_char, len: usize, err: *mut c_char, err_len: usize) -> i32;
-/// `handle(request)`: answer one request; runs on a worker thread and may block. Return OK,
+pub type InitFn = unsafe extern "C" fn(
+    config: *const c_char,
+    len: usize,
+    err: *mut c_char,
+    err_len: usize,
+) -> i32;
+/// `handle(request)`: answer one request; runs on a worker thread and may block, and several
+/// calls run at once for different requests (plugin state must be thread-safe). Return OK,
 /// or ERROR (a 500 if no head was sent yet, else the connection is closed).
 pub type HandleFn = unsafe extern "C" fn(request: *mut RequestAbi) -> i32;
-/// `terminate()`: called once at shutdown. The library is never unloaded.
+/// `terminate()`: called once at shutdown, after every `handle` call has returned (if calls
+/// are still running after `kill_grace`, it is not called). The library is never unloaded.
 pub type TerminateFn = unsafe extern "C" fn();
 
 /// What a plugin exports (through [`DESCRIPTOR_SYMBOL`]).
@@ -113,11 +140,11 @@ pub struct PluginDescriptor {
     pub abi_version: u32,
     /// The plugin's name, NUL-terminated, static.
     pub name: *const c_char,
-    /// See [`InitFn`].
+    /// See [`InitFn`]; may be NULL.
     pub init: Option<InitFn>,
-    /// See [`HandleFn`].
+    /// See [`HandleFn`]; required (the loader refuses a NULL one).
     pub handle: Option<HandleFn>,
-    /// See [`TerminateFn`].
+    /// See [`TerminateFn`]; may be NULL.
     pub terminate: Option<TerminateFn>,
     /// Spare room for later versions; NULL.
     pub reserved: [*mut c_void; 4],

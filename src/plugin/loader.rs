@@ -4,7 +4,8 @@
 use std::ffi::{c_char, CStr};
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use cgigate_plugin::abi::{
     self, DescriptorFn, HandleFn, PluginDescriptor, RequestAbi, TerminateFn,
@@ -85,6 +86,8 @@ pub struct Plugin {
     handle: HandleFn,
     terminate: Option<TerminateFn>,
     terminated: AtomicBool,
+    /// `handle` calls running now: `terminate` waits for them.
+    active: AtomicUsize,
     /// Never unloaded: code of the library may still be on a worker thread's stack, and
     /// ISAPI hosts learnt that unloading is where the crashes are.
     _library: ManuallyDrop<Library>,
@@ -148,6 +151,7 @@ impl Plugin {
             handle,
             terminate,
             terminated: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
             _library: ManuallyDrop::new(library),
         })
     }
@@ -164,14 +168,27 @@ impl Plugin {
 
     /// Run `handle` on a request object (on a worker thread).
     pub(crate) fn handle(&self, request: &mut RequestAbi) -> i32 {
+        self.active.fetch_add(1, Ordering::SeqCst);
         // SAFETY: `handle` comes from a descriptor that passed the version and size checks,
         // and the library stays loaded; `request` is a valid v1 request object that lives
         // for the whole call, as the ABI promises.
-        unsafe { (self.handle)(request) }
+        let status = unsafe { (self.handle)(request) };
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        status
     }
 
-    /// Run `terminate` once (at shutdown).
-    pub fn terminate(&self) {
+    /// Run `terminate` once, at shutdown, after every `handle` call has returned: a plugin
+    /// may free in `terminate` what `handle` uses. If calls are still running after `wait`,
+    /// `terminate` is skipped (with a warning) rather than risk a use-after-free.
+    pub fn terminate(&self, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        while self.active.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                tracing::warn!(plugin = %self.name, "handle calls still running; terminate skipped");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         if self.terminated.swap(true, Ordering::SeqCst) {
             return;
         }

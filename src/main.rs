@@ -16,6 +16,7 @@ use cgigate::stats::Stats;
 fn main() -> ExitCode {
     // Before any thread exists: descriptors inherited from the launcher never reach a script.
     cgigate::cgi::process::close_inherited_on_exec();
+    cgigate::cgi::process::raise_fd_limit();
     let cli = Cli::parse();
     let config = match load_config(cli.config.as_deref()) {
         Ok(c) => c,

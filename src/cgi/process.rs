@@ -241,6 +241,18 @@ pub fn group_alive(pgid: i32) -> bool {
     pgid > 1 && killpg(Pid::from_raw(pgid), None).is_ok()
 }
 
+/// Raise the soft limit on open descriptors to the hard limit (as Go's runtime and nginx's
+/// `worker_rlimit_nofile` do): `max_connections` defaults to 10000, far above the usual
+/// soft limit of 1024. Returns the limit now in force.
+pub fn raise_fd_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
 /// Mark every descriptor above 2 that the server inherited from whatever started it
 /// close-on-exec, so no script ever sees one (SPEC §5.1: only 0, 1 and 2). Descriptors the
 /// server opens itself are close-on-exec already. Call once at start-up, before threads.

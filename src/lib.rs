@@ -29,3 +29,4 @@ pub mod response;
 pub mod router;
 pub mod server;
 pub mod stats;
+pub mod tls;

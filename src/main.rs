@@ -44,6 +44,12 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, cgigate::config::Confi
 }
 
 fn check(config: &Config) -> ExitCode {
+    if let Some(tls) = &config.tls {
+        if let Err(e) = cgigate::tls::server_config(tls) {
+            eprintln!("cgigate: {e}");
+            return ExitCode::from(2);
+        }
+    }
     match build_router(config, &Arc::new(Stats::default())) {
         Ok(built) => {
             for plugin in &built.plugins {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::access_log::AccessLog;
@@ -68,6 +69,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The access log file cannot be opened.
     #[error("cannot open access log: {0}")]
     AccessLog(#[source] std::io::Error),
@@ -76,7 +80,7 @@ pub enum ServerError {
 impl ServerError {
     /// Whether this is the configuration's fault (exit 2) rather than the environment's (exit 1).
     pub fn is_config_error(&self) -> bool {
-        matches!(self, ServerError::Route { .. })
+        matches!(self, ServerError::Route { .. } | ServerError::Tls(_))
     }
 }
 
@@ -177,9 +181,16 @@ fn load_plugin(
     Ok(plugin)
 }
 
+/// A bound socket, plain or TLS.
+struct Listener {
+    tcp: TcpListener,
+    /// The handshake to run on each connection, and its time limit.
+    tls: Option<(TlsAcceptor, Duration)>,
+}
+
 /// A bound, not yet running server.
 pub struct Server {
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     shared: Arc<Shared>,
     plugins: Vec<Arc<Plugin>>,
     log_task: Option<tokio::task::JoinHandle<()>>,
@@ -199,13 +210,19 @@ impl Server {
             .map_err(ServerError::AccessLog)?;
         let mut listeners = Vec::new();
         for addr in &config.server.listen {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: *addr,
-                    source,
-                })?;
-            listeners.push(listener);
+            listeners.push(Listener {
+                tcp: bind(*addr).await?,
+                tls: None,
+            });
+        }
+        if let Some(tls) = &config.tls {
+            let acceptor = TlsAcceptor::from(crate::tls::server_config(tls)?);
+            for addr in &tls.listen {
+                listeners.push(Listener {
+                    tcp: bind(*addr).await?,
+                    tls: Some((acceptor.clone(), tls.handshake_timeout)),
+                });
+            }
         }
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -224,12 +241,14 @@ impl Server {
         })
     }
 
-    /// The URL of each listener, in config order.
+    /// The URL of each listener: plain ones first, then TLS, each in config order.
     pub fn urls(&self) -> Vec<String> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .map(|a| format!("http://{a}"))
+            .filter_map(|l| {
+                let scheme = if l.tls.is_some() { "https" } else { "http" };
+                l.tcp.local_addr().ok().map(|a| format!("{scheme}://{a}"))
+            })
             .collect()
     }
 
@@ -279,8 +298,14 @@ impl Server {
     }
 }
 
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
 async fn accept_loop(
-    listener: TcpListener,
+    listener: Listener,
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
     done: mpsc::Sender<()>,
@@ -296,7 +321,7 @@ async fn accept_loop(
             _ = shutdown.changed() => return,
         };
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = listener.tcp.accept() => a,
             _ = shutdown.changed() => return,
         };
         let (sock, peer) = match accepted {
@@ -316,15 +341,26 @@ async fn accept_loop(
         let info = ConnInfo {
             peer,
             local,
-            tls: false,
+            tls: listener.tls.is_some(),
         };
         let id = ids.fetch_add(1, Ordering::Relaxed);
         let shared = shared.clone();
         let done = done.clone();
+        let tls = listener.tls.clone();
         tokio::spawn(async move {
             let _open = shared.stats.open_connection();
-            let (r, w) = sock.into_split();
-            crate::http::conn::serve(r, w, info, shared.clone(), id).await;
+            match tls {
+                None => {
+                    let (r, w) = sock.into_split();
+                    crate::http::conn::serve(r, w, info, shared.clone(), id).await;
+                }
+                Some((acceptor, limit)) => {
+                    if let Some(stream) = crate::tls::accept(sock, &acceptor, limit).await {
+                        let (r, w) = tokio::io::split(stream);
+                        crate::http::conn::serve(r, w, info, shared.clone(), id).await;
+                    }
+                }
+            }
             debug!(id, "connection closed");
             drop(permit);
             drop(done);

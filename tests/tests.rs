@@ -20,3 +20,5 @@ mod legacy;
 mod shipped;
 // Native plugins: the C and Rust examples, the loader's refusals.
 mod plugins;
+// TLS: resumption, KB937480, handshake timeout, wrong protocol, bad files.
+mod tls;

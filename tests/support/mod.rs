@@ -17,6 +17,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Server {
     child: Option<Child>,
     pub addr: String,
+    /// The first `listening on https://` address, if the config has [tls].
+    pub https_addr: Option<String>,
     pub dir: tempfile::TempDir,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
@@ -56,19 +58,28 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         let out_lines = Arc::new(Mutex::new(Vec::new()));
         let sink = out_lines.clone();
+        let expect_tls = config.contains("[tls]");
         std::thread::spawn(move || {
+            let mut http = None;
+            let mut https = None;
             let mut tx = Some(tx);
             for line in stdout.lines() {
                 let Ok(line) = line else { break };
                 if let Some(url) = line.strip_prefix("listening on http://") {
+                    http.get_or_insert_with(|| url.to_string());
+                }
+                if let Some(url) = line.strip_prefix("listening on https://") {
+                    https.get_or_insert_with(|| url.to_string());
+                }
+                if http.is_some() && (https.is_some() || !expect_tls) {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(url.to_string());
+                        let _ = tx.send((http.clone().unwrap_or_default(), https.clone()));
                     }
                 }
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(IO_TIMEOUT) {
+        let (addr, https_addr) = match rx.recv_timeout(IO_TIMEOUT) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
@@ -82,6 +93,7 @@ impl Server {
         Server {
             child: Some(child),
             addr,
+            https_addr,
             dir,
             stdout: out_lines,
             stderr: err_lines,
@@ -261,9 +273,15 @@ impl Response {
     }
 }
 
+/// What a [`Client`] reads and writes through: the socket, or TLS over it.
+pub trait Io: Read + Write + Send {}
+impl<T: Read + Write + Send> Io for T {}
+
 /// A raw client connection.
 pub struct Client {
+    /// The socket (for timeouts, shutdown, cloning); reads and writes go through `io`.
     pub stream: TcpStream,
+    io: Box<dyn Io>,
     buf: Vec<u8>,
 }
 
@@ -273,19 +291,31 @@ impl Client {
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
+        let io = Box::new(stream.try_clone().unwrap());
         Client {
             stream,
+            io,
+            buf: Vec::new(),
+        }
+    }
+
+    /// A client over `io` (e.g. a TLS stream) on `stream`.
+    pub fn over(stream: TcpStream, io: Box<dyn Io>) -> Client {
+        Client {
+            stream,
+            io,
             buf: Vec::new(),
         }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("send");
+        self.io.write_all(bytes).expect("send");
+        self.io.flush().expect("flush");
     }
 
     /// Send, tolerating a server that already closed (returns false then).
     pub fn try_send(&mut self, bytes: &[u8]) -> bool {
-        self.stream.write_all(bytes).is_ok()
+        self.io.write_all(bytes).is_ok() && self.io.flush().is_ok()
     }
 
     pub fn shutdown_write(&self) {
@@ -295,7 +325,7 @@ impl Client {
     /// Read more bytes into the buffer; false at EOF or reset.
     fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 16384];
-        match self.stream.read(&mut chunk) {
+        match self.io.read(&mut chunk) {
             Ok(0) => false,
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);

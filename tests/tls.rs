@@ -1,0 +1,314 @@
+//! TLS (SPEC §7): resumption with TLS 1.2 session IDs and TLS 1.3 tickets, the KB937480 case
+//! (handshakes reset midway must not cost anyone their session), the handshake timeout,
+//! plain HTTP on the TLS port, bad files, and keep-alive plus streaming through a CGI.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::client::{Resumption, Tls12Resumption};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
+
+use crate::support::{get, Client, Framing, Server, IO_TIMEOUT};
+
+/// A self-signed certificate for localhost, written as cert.pem and key.pem into `dir`.
+fn write_cert(dir: &Path) -> CertificateDer<'static> {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    ck.cert.der().clone()
+}
+
+const SCRIPTS: &[(&str, &str)] = &[
+    ("printenv", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nenv\n"),
+    ("ticker", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nfor i in 1 2 3; do echo \"tick $i\"; [ $i -lt 3 ] && sleep 0.15; done\n"),
+];
+
+fn tls_server(extra_tls: &str) -> (Server, CertificateDer<'static>) {
+    let config = format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+
+[log]
+level = "debug"
+access = "off"
+
+[tls]
+listen = ["127.0.0.1:0"]
+cert = "cert.pem"
+key = "key.pem"
+{extra_tls}
+
+[[route]]
+prefix = "/cgi-bin/"
+cgi_dir = "cgi"
+
+[[route]]
+prefix = "/streamed/"
+cgi_dir = "cgi"
+output = "stream"
+"#
+    );
+    let mut cert = None;
+    let srv = Server::start_with(&config, |dir| {
+        cert = Some(write_cert(dir));
+        std::fs::create_dir_all(dir.join("cgi")).unwrap();
+        for (name, body) in SCRIPTS {
+            let path = dir.join("cgi").join(name);
+            std::fs::write(&path, body).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    });
+    (srv, cert.unwrap())
+}
+
+fn client_config(cert: &CertificateDer<'static>, tls13: bool) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls13 {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS12]
+    };
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // TLS 1.2 resumes by session ID: the server-side cache is what KB937480 was about.
+    config.resumption =
+        Resumption::in_memory_sessions(64).tls12_resumption(Tls12Resumption::SessionIdOnly);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+fn connect(addr: &str) -> TcpStream {
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    sock.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    sock
+}
+
+/// Finish a handshake whose ClientHello already went out, then make one request (so TLS 1.3
+/// tickets arrive) and close. Returns how the handshake went.
+fn finish_and_request(mut conn: ClientConnection, sock: TcpStream) -> HandshakeKind {
+    let mut sock_io = sock.try_clone().unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock_io).expect("handshake");
+    }
+    assert_eq!(conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let kind = conn.handshake_kind().expect("handshake kind");
+    let mut c = Client::over(
+        sock.try_clone().unwrap(),
+        Box::new(StreamOwned::new(conn, sock)),
+    );
+    c.send(b"GET /cgi-bin/printenv HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let r = c.response();
+    assert_eq!(r.status, 200);
+    kind
+}
+
+/// A full connection with `config`: handshake, one request.
+fn visit(addr: &str, config: &Arc<ClientConfig>) -> HandshakeKind {
+    let conn =
+        ClientConnection::new(config.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
+    finish_and_request(conn, connect(addr))
+}
+
+/// Reset (RST) a connection instead of closing it.
+fn reset(sock: TcpStream) {
+    socket2::SockRef::from(&sock)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(sock);
+}
+
+#[test]
+fn a_second_connection_resumes_with_session_ids_and_with_tickets() {
+    let (srv, cert) = tls_server("");
+    let addr = srv.https_addr.clone().unwrap();
+    for tls13 in [false, true] {
+        let config = client_config(&cert, tls13);
+        assert_eq!(visit(&addr, &config), HandshakeKind::Full, "tls13={tls13}");
+        assert_eq!(
+            visit(&addr, &config),
+            HandshakeKind::Resumed,
+            "tls13={tls13}"
+        );
+    }
+}
+
+/// Where an aborted handshake is reset.
+#[derive(Clone, Copy, Debug)]
+enum ResetAt {
+    AfterClientHello,
+    AfterServerHello,
+}
+
+#[test]
+fn handshakes_reset_midway_do_not_cost_client_a_its_session() {
+    let (srv, cert) = tls_server("");
+    let addr = srv.https_addr.clone().unwrap();
+    for tls13 in [false, true] {
+        let config = client_config(&cert, tls13);
+        // Client A gets a session.
+        assert_eq!(visit(&addr, &config), HandshakeKind::Full);
+        // A starts resuming it: this ClientHello carries A's session ID or ticket.
+        let mut a =
+            ClientConnection::new(config.clone(), ServerName::try_from("localhost").unwrap())
+                .unwrap();
+        let mut hello = Vec::new();
+        while a.wants_write() {
+            a.write_tls(&mut hello).unwrap();
+        }
+        // 20 connections present the very same session and are reset midway.
+        for i in 0..20 {
+            let at = if i % 2 == 0 {
+                ResetAt::AfterClientHello
+            } else {
+                ResetAt::AfterServerHello
+            };
+            let mut sock = connect(&addr);
+            sock.write_all(&hello).unwrap();
+            if let ResetAt::AfterServerHello = at {
+                // Wait for the server's first record (its ServerHello), then reset.
+                let mut header = [0u8; 5];
+                sock.read_exact(&mut header).unwrap();
+                assert_eq!(header[0], 0x16, "a handshake record");
+            }
+            reset(sock);
+        }
+        // A's own handshake, with that same ClientHello, still resumes.
+        let mut sock = connect(&addr);
+        sock.write_all(&hello).unwrap();
+        let kind = finish_and_request(a, sock);
+        println!(
+            "KB937480 ({}): client A resumed after 20 handshakes presenting its session were reset \
+             (10 after ClientHello, 10 after ServerHello): {kind:?}",
+            if tls13 { "TLS 1.3 ticket" } else { "TLS 1.2 session ID" }
+        );
+        assert_eq!(kind, HandshakeKind::Resumed, "tls13={tls13}");
+        // And a later connection resumes too.
+        assert_eq!(
+            visit(&addr, &config),
+            HandshakeKind::Resumed,
+            "tls13={tls13}"
+        );
+    }
+}
+
+#[test]
+fn a_handshake_that_does_not_finish_in_time_is_closed() {
+    let (srv, _cert) = tls_server("handshake_timeout = \"300ms\"");
+    let addr = srv.https_addr.clone().unwrap();
+    for partial in [&b""[..], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01][..]] {
+        let started = Instant::now();
+        let mut sock = connect(&addr);
+        sock.write_all(partial).unwrap();
+        let mut rest = Vec::new();
+        let _ = sock.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "nothing is sent to a silent client");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "closed by handshake_timeout, not by the test's own timeout"
+        );
+    }
+}
+
+#[test]
+fn plain_http_on_the_tls_port_gets_a_400_and_a_close() {
+    let (srv, _cert) = tls_server("");
+    let mut c = Client::connect(srv.https_addr.as_ref().unwrap());
+    c.send(&get("/cgi-bin/printenv"));
+    let r = c.response();
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("plain HTTP was sent to the HTTPS port"));
+    assert!(c.is_closed());
+    // Garbage that is neither TLS nor HTTP is closed without an answer, and never hangs.
+    let mut sock = connect(srv.https_addr.as_ref().unwrap());
+    sock.write_all(b"\x00\x01\x02garbage").unwrap();
+    let mut rest = Vec::new();
+    let _ = sock.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn keep_alive_streaming_and_https_variables_over_tls() {
+    let (srv, cert) = tls_server("");
+    let config = client_config(&cert, true);
+    let conn = ClientConnection::new(config, ServerName::try_from("localhost").unwrap()).unwrap();
+    let sock = connect(srv.https_addr.as_ref().unwrap());
+    let mut c = Client::over(
+        sock.try_clone().unwrap(),
+        Box::new(StreamOwned::new(conn, sock)),
+    );
+    c.send(b"GET /cgi-bin/printenv HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let env = c.response().text();
+    assert!(env.contains("HTTPS=on\n"), "{env}");
+    assert!(env.contains("REQUEST_SCHEME=https\n"), "{env}");
+    c.send(b"GET /streamed/ticker HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let r = c.response();
+    assert_eq!(r.framing, Framing::Chunked);
+    assert_eq!(r.text(), "tick 1\ntick 2\ntick 3\n");
+    assert!(
+        r.arrivals[2] - r.arrivals[0] >= Duration::from_millis(250),
+        "pieces arrived separately"
+    );
+    c.send(b"GET /cgi-bin/printenv HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!(
+        c.response().status,
+        200,
+        "the same TLS connection, a third time"
+    );
+    // The plain listener does not claim HTTPS.
+    let plain = srv.get("/cgi-bin/printenv").text();
+    assert!(!plain.contains("HTTPS=") && plain.contains("REQUEST_SCHEME=http\n"));
+}
+
+#[test]
+fn missing_or_invalid_cert_and_key_stop_start_up_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate\n").unwrap();
+    write_cert(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    write_cert(other.path());
+    std::fs::copy(
+        other.path().join("key.pem"),
+        dir.path().join("other-key.pem"),
+    )
+    .unwrap();
+    for (cert, key, expected) in [
+        ("missing.pem", "key.pem", "tls cert"),
+        ("junk.pem", "key.pem", "junk.pem"),
+        ("cert.pem", "missing.pem", "missing.pem"),
+        ("cert.pem", "junk.pem", "junk.pem"),
+        ("cert.pem", "other-key.pem", "other-key.pem"),
+    ] {
+        let text = format!("[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"{cert}\"\nkey = \"{key}\"\n");
+        std::fs::write(dir.path().join("config.toml"), text).unwrap();
+        for args in [
+            &["check", "--config", "config.toml"][..],
+            &["--config", "config.toml"],
+        ] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_cgigate"))
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{cert}/{key} {args:?}: {err}");
+            assert!(
+                err.contains(expected),
+                "{cert}/{key}: expected {expected:?} in {err:?}"
+            );
+        }
+    }
+}

@@ -288,15 +288,17 @@ where
                         st.write_progress = Instant::now();
                     }
                     let now = Instant::now().into_std();
+                    let answers = !matches!(cmd, Some(Cmd::Data(_) | Cmd::Flush));
+                    if answers && expects_continue && !st.continue_sent && !decoder.is_end() {
+                        // RFC 9110 §10.1.1: answered without a 100 while the body is
+                        // incomplete, the client may or may not send the rest now; the
+                        // connection cannot be reused. Decided before the head is framed so
+                        // that it says `Connection: close`. A body that already arrived whole
+                        // (the client did not wait) leaves no doubt.
+                        framer.downgrade_keep_alive();
+                    }
                     match cmd {
-                        Some(Cmd::Head(h)) => {
-                            if !decoder.is_end() && expects_continue && !st.continue_sent {
-                                // RFC 9110 §10.1.1: the client may never send the body now;
-                                // the connection cannot be reused.
-                                framer.downgrade_keep_alive();
-                            }
-                            framer.head(h, &mut self.out, now);
-                        }
+                        Some(Cmd::Head(h)) => framer.head(h, &mut self.out, now),
                         Some(Cmd::Data(d)) => framer.data(d, &mut self.out, now),
                         Some(Cmd::Flush) => framer.flush(&mut self.out),
                         Some(Cmd::End) => {
@@ -316,9 +318,6 @@ where
                         // Nobody reads the body any more; what is left is drained or the
                         // connection closes.
                         body_tx = None;
-                        if expects_continue && !st.continue_sent {
-                            framer.downgrade_keep_alive();
-                        }
                     }
                 }
                 n = write_out(&mut self.w, &mut self.out), if !self.out.is_empty() => match n {
@@ -596,7 +595,63 @@ async fn sleep_opt(deadline: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
-    use super::may_end_head;
+    use super::*;
+    use crate::access_log::AccessLog;
+    use crate::config::Config;
+    use crate::server::build_router;
+    use crate::stats::Stats;
+
+    /// A connection's shared state with one `/echo` route.
+    fn echo_shared() -> Arc<Shared> {
+        let text = "[[route]]\nprefix = \"/echo\"\nhandler = \"echo\"\n";
+        let config = Config::from_str_at(text, std::path::Path::new("/nonexistent/config.toml"))
+            .expect("config");
+        let stats = Arc::new(Stats::default());
+        let built = build_router(&config, &stats).expect("router");
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Shared {
+            config,
+            router: built.router,
+            cgi: built.cgi,
+            stats,
+            access: AccessLog::off(),
+            shutdown,
+        })
+    }
+
+    /// Serve one connection over an in-memory pipe: write `input`, return everything the
+    /// server writes until it closes. `input` must end the connection (`Connection: close`).
+    async fn serve_bytes(input: &[u8]) -> String {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (r, w) = tokio::io::split(server);
+        let addr = "127.0.0.1:1".parse().expect("address");
+        let info = ConnInfo {
+            peer: addr,
+            local: addr,
+            tls: false,
+        };
+        let task = tokio::spawn(serve(r, w, info, echo_shared(), 1));
+        let (mut cr, mut cw) = tokio::io::split(client);
+        cw.write_all(input).await.expect("write");
+        let mut out = Vec::new();
+        cr.read_to_end(&mut out).await.expect("read");
+        task.await.expect("connection task");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn expect_continue_with_the_whole_body_already_sent_keeps_alive() {
+        // The client did not wait for 100 Continue: the body is complete when the handler
+        // ends, so nothing is in doubt and the pipelined request is answered.
+        let out = serve_bytes(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello\
+              GET /echo?next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");
+        assert!(out.contains("body-length: 5\n"), "{out}");
+        assert!(out.contains("target: /echo?next\n"), "{out}");
+    }
 
     #[test]
     fn head_end_is_found_across_reads() {

@@ -22,3 +22,5 @@ mod shipped;
 mod plugins;
 // TLS: resumption, KB937480, handshake timeout, wrong protocol, bad files.
 mod tls;
+// Bad requests, one table: framing, smuggling, header syntax, request line, Host, limits.
+mod bad_requests;

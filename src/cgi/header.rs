@@ -27,8 +27,9 @@
 //!   value. It is reported, not enforced: the caller compares it with the body.
 //! - `Location` is never empty and holds only VCHAR (no SP, controls or obs-text), with or
 //!   without Status. Without Status it decides the kind: `/path[?query]` is a local redirect
-//!   (no fragment; `//` is a network-path reference and refused), `scheme:…` a client redirect
-//!   (status 302), anything else is refused. With Status it is an ordinary field.
+//!   (no fragment, only valid `%HH` escapes; `//` is a network-path reference and refused),
+//!   `scheme:…` a client redirect (status 302), anything else is refused. With Status it is an
+//!   ordinary field.
 //! - `Content-Type` must be `type "/" subtype`, then optional parameters (not checked further).
 //!
 //! Leniency (common in real scripts, accepted on purpose):
@@ -449,12 +450,24 @@ fn redirect_kind(location: &str) -> Result<Kind, HeadError> {
     match location.as_bytes() {
         // RFC 3986 §4.2: "//" starts a network-path reference (another host), not a path.
         [b'/', b'/', ..] => Err(HeadError::BadLocation),
-        // RFC 3875 §6.2.2: local-pathquery = abs-path [ "?" query-string ], no fragment.
-        [b'/', ..] if !location.contains('#') => Ok(Kind::LocalRedirect(location.to_owned())),
+        // RFC 3875 §6.2.2: local-pathquery = abs-path [ "?" query-string ], no fragment;
+        // RFC 3986 §2.1: '%' only as "%" HEXDIG HEXDIG. The server dispatches this one itself.
+        [b'/', ..] if !location.contains('#') && has_valid_escapes(location.as_bytes()) => {
+            Ok(Kind::LocalRedirect(location.to_owned()))
+        }
         // RFC 3875 §6.2.3: client-Location = absolute URI [ "#" fragment ].
         bytes if has_scheme(bytes) => Ok(Kind::ClientRedirect),
         _ => Err(HeadError::BadLocation),
     }
+}
+
+/// Whether every '%' in `s` starts a `"%" HEXDIG HEXDIG` escape (RFC 3986 §2.1).
+fn has_valid_escapes(s: &[u8]) -> bool {
+    s.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || s.get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    })
 }
 
 /// Whether `s` starts with `scheme ":"` (RFC 3986 §3.1).
@@ -724,6 +737,11 @@ mod tests {
                 Ok(local("/cgi-bin/next?a=1&b=2")),
             ),
             cgi(b"Location: /\r\n\r\n", b"", Ok(local("/"))),
+            cgi(
+                b"Location: /a%20b?c=%2f\n\n",
+                b"",
+                Ok(local("/a%20b?c=%2f")),
+            ),
             cgi(
                 b"Location: http://example.com/x\n\n",
                 b"",
@@ -1073,6 +1091,10 @@ mod tests {
             cgi(b"Location: ?q=1\n\n", b"", Err(BadLocation)),
             cgi(b"Location: #f\n\n", b"", Err(BadLocation)),
             cgi(b"Location: /x#frag\n\n", b"", Err(BadLocation)),
+            // The server dispatches a local redirect itself: its escapes must be valid.
+            cgi(b"Location: /x?a=%zz\n\n", b"", Err(BadLocation)),
+            cgi(b"Location: /x%4\n\n", b"", Err(BadLocation)),
+            cgi(b"Location: /x%\n\n", b"", Err(BadLocation)),
             cgi(b"Location: a/b:c\n\n", b"", Err(BadLocation)),
             cgi(
                 b"Location: /a\nLocation: /b\n",

@@ -24,3 +24,5 @@ mod plugins;
 mod tls;
 // Bad requests, one table: framing, smuggling, header syntax, request line, Host, limits.
 mod bad_requests;
+// Malformed script output, one table: 502s that never split a response, and valid blocks.
+mod bad_scripts;

@@ -363,7 +363,13 @@ where
                         }
                         Ok(Step::NeedMore) => st.decode_blocked = true,
                         Ok(Step::End) => {}
-                        Err(_) => framer.downgrade_keep_alive(),
+                        Err(_) => {
+                            // The failed decoder fails again at once: stop draining, or this
+                            // branch stays ready and the loop spins while the response waits
+                            // for a slow reader. The connection closes after the response.
+                            st.decode_blocked = true;
+                            framer.downgrade_keep_alive();
+                        }
                     }
                 }
                 n = read_some(&mut self.r, &mut self.rbuf), if can_read => match n {
@@ -601,9 +607,11 @@ mod tests {
     use crate::server::build_router;
     use crate::stats::Stats;
 
-    /// A connection's shared state with one `/echo` route.
-    fn echo_shared() -> Arc<Shared> {
-        let text = "[[route]]\nprefix = \"/echo\"\nhandler = \"echo\"\n";
+    /// A connection's shared state: `/echo`, and `/ticker` buffered whole (it reads no body).
+    fn test_shared() -> Arc<Shared> {
+        let text = "[[route]]\nprefix = \"/echo\"\nhandler = \"echo\"\n\
+                    [[route]]\nprefix = \"/ticker\"\nhandler = \"ticker\"\n\
+                    output = \"buffer\"\nbuffer_limit = \"1MiB\"\n";
         let config = Config::from_str_at(text, std::path::Path::new("/nonexistent/config.toml"))
             .expect("config");
         let stats = Arc::new(Stats::default());
@@ -619,10 +627,9 @@ mod tests {
         })
     }
 
-    /// Serve one connection over an in-memory pipe: write `input`, return everything the
-    /// server writes until it closes. `input` must end the connection (`Connection: close`).
-    async fn serve_bytes(input: &[u8]) -> String {
-        let (client, server) = tokio::io::duplex(64 * 1024);
+    /// Start serving one connection over an in-memory pipe of `capacity` bytes each way.
+    fn connect(capacity: usize) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
+        let (client, server) = tokio::io::duplex(capacity);
         let (r, w) = tokio::io::split(server);
         let addr = "127.0.0.1:1".parse().expect("address");
         let info = ConnInfo {
@@ -630,7 +637,13 @@ mod tests {
             local: addr,
             tls: false,
         };
-        let task = tokio::spawn(serve(r, w, info, echo_shared(), 1));
+        (client, tokio::spawn(serve(r, w, info, test_shared(), 1)))
+    }
+
+    /// Serve one connection: write `input`, return everything the server writes until it
+    /// closes. `input` must end the connection (`Connection: close`).
+    async fn serve_bytes(input: &[u8]) -> String {
+        let (client, task) = connect(64 * 1024);
         let (mut cr, mut cw) = tokio::io::split(client);
         cw.write_all(input).await.expect("write");
         let mut out = Vec::new();
@@ -651,6 +664,49 @@ mod tests {
         assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");
         assert!(out.contains("body-length: 5\n"), "{out}");
         assert!(out.contains("target: /echo?next\n"), "{out}");
+    }
+
+    #[test]
+    fn a_bad_body_after_the_response_ended_does_not_spin() {
+        // The handler answered without reading; its response waits for a client that does
+        // not read. Bad chunked framing arriving now must not turn the connection task into
+        // a busy loop until write_timeout. On a current-thread runtime such a loop never
+        // yields, so the client below would never finish: the watchdog reports it.
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let out = rt.block_on(async {
+                let (client, task) = connect(512);
+                let (mut cr, mut cw) = tokio::io::split(client);
+                cw.write_all(
+                    b"POST /ticker?count=300&interval_ms=0 HTTP/1.1\r\nHost: t\r\n\
+                               Transfer-Encoding: chunked\r\n\r\n",
+                )
+                .await
+                .expect("write head");
+                // The first byte of a buffered response means the handler has ended.
+                let mut first = [0u8; 1];
+                cr.read_exact(&mut first).await.expect("response starts");
+                cw.write_all(b"zz\r\n").await.expect("write bad chunk");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let mut rest = Vec::new();
+                cr.read_to_end(&mut rest).await.expect("read");
+                task.await.expect("connection task");
+                rest
+            });
+            let _ = done_tx.send(out);
+        });
+        let rest = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the connection task never yielded: it spins");
+        let text = String::from_utf8_lossy(&rest);
+        assert!(
+            text.ends_with("tick 300\n"),
+            "the response is complete: {text}"
+        );
     }
 
     #[test]

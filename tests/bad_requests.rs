@@ -484,6 +484,8 @@ fn pipelining_and_expect_rows() -> Vec<Row> {
         row("valid_request_after_501", cat(&[&post("Transfer-Encoding: gzip, chunked\r\n", HELLO_CHUNKED), smuggled]), Status(501), Refused),
         row("valid_request_after_505", cat(&[&line("GET /echo HTTP/2.0"), smuggled]), Status(505), Refused),
         row("valid_request_after_bad_chunk", cat(&[&chunked("5\r\nhelloXX"), smuggled]), Status(400), Refused),
+        // Clients that end a body with an extra CRLF: skipped before the next request line.
+        row("crlf_after_body_before_next_request", post("Content-Length: 5\r\n", "hello\r\n"), Status(200), Answered).body_len(5),
         row("request_in_cl_body_is_body", post("Content-Length: 40\r\n", smuggled), Status(200), Answered).body_len(40),
         row("expect_100_continue", post("Content-Length: 5\r\nExpect: 100-continue\r\n", "hello"), Status(200), Answered).body_len(5),
         row("expect_100_continue_other_case", post("Content-Length: 5\r\nExpect: 100-Continue\r\n", "hello"), Status(200), Answered).body_len(5),

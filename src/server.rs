@@ -355,10 +355,15 @@ async fn accept_loop(
                     crate::http::conn::serve(r, w, info, shared.clone(), id).await;
                 }
                 Some((acceptor, limit)) => {
-                    if let Some(stream) = crate::tls::accept(sock, &acceptor, limit).await {
-                        let (r, w) = tokio::io::split(stream);
-                        crate::http::conn::serve(r, w, info, shared.clone(), id).await;
-                    }
+                    // Boxed: the handshake's state is large, and a plain connection's task
+                    // would otherwise be sized for it too (an idle connection's memory).
+                    Box::pin(async {
+                        if let Some(stream) = crate::tls::accept(sock, &acceptor, limit).await {
+                            let (r, w) = tokio::io::split(stream);
+                            crate::http::conn::serve(r, w, info, shared.clone(), id).await;
+                        }
+                    })
+                    .await;
                 }
             }
             debug!(id, "connection closed");

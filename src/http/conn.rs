@@ -46,7 +46,7 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// Serve one connection until it closes. Errors are logged here and never escape.
 pub async fn serve<R, W>(r: R, w: W, info: ConnInfo, shared: Arc<Shared>, id: u64)
 where
-    R: AsyncRead + Unpin + Send,
+    R: ReadReady,
     W: AsyncWrite + Unpin + Send,
 {
     let shutdown = shared.shutdown.subscribe();
@@ -88,7 +88,7 @@ enum Outcome {
 
 impl<R, W> Conn<R, W>
 where
-    R: AsyncRead + Unpin + Send,
+    R: ReadReady,
     W: AsyncWrite + Unpin + Send,
 {
     async fn run(mut self) {
@@ -107,7 +107,8 @@ where
             served += 1;
             let cfg = &self.shared.config.server;
             let keep_alive = served < cfg.max_requests_per_connection && !self.is_shutting_down();
-            match self.exchange(head, keep_alive).await {
+            // Boxed: an idle connection's task then holds only a pointer-sized slot for it.
+            match Box::pin(self.exchange(head, keep_alive)).await {
                 Outcome::KeepAlive => {
                     let cfg = &self.shared.config.server;
                     let now = Instant::now();
@@ -172,7 +173,7 @@ where
             };
             let shutting_down = self.is_shutting_down();
             tokio::select! {
-                n = read_some(&mut self.r, &mut self.rbuf) => match n {
+                n = read_when_ready(&mut self.r, &mut self.rbuf, idle) => match n {
                     Ok(0) => self.read_eof = true,
                     Ok(_) => {}
                     Err(_) => return Ok(None),
@@ -568,6 +569,36 @@ fn may_end_head(buf: &[u8], scanned: &mut usize) -> bool {
         });
     *scanned = buf.len();
     found
+}
+
+/// The read side of a connection. Waiting for a request on an idle keep-alive connection
+/// should cost no buffer: a plain socket can wait for readability first; other streams (TLS)
+/// just read.
+pub trait ReadReady: AsyncRead + Unpin + Send {
+    /// Resolves when a read will not block (or at once if the stream cannot tell).
+    fn ready(&mut self) -> impl Future<Output = std::io::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+impl ReadReady for tokio::net::tcp::OwnedReadHalf {
+    fn ready(&mut self) -> impl Future<Output = std::io::Result<()>> + Send {
+        self.readable()
+    }
+}
+
+impl<T: AsyncRead + Send> ReadReady for tokio::io::ReadHalf<T> {}
+
+/// Read into `buf`; when `idle`, first wait for data without holding a buffer.
+async fn read_when_ready<R: ReadReady>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    idle: bool,
+) -> std::io::Result<usize> {
+    if idle {
+        r.ready().await?;
+    }
+    read_some(r, buf).await
 }
 
 async fn read_some<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {

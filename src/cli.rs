@@ -2,8 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use crate::probe::Target;
 
 /// cgigate: an HTTP/1.1 gateway for CGI programs and in-process handlers.
 #[derive(Debug, Parser)]
@@ -29,4 +32,38 @@ pub struct Cli {
 pub enum Command {
     /// Validate the config and every route; exit 0 if good, 2 with the error if not.
     Check,
+    /// Measure how responses arrive, as a client (plain http:// URLs only).
+    ///
+    /// For each request: status, framing (length N / chunked / close / none), body bytes,
+    /// time to the response head, to the first body byte and to the end, how many separate
+    /// reads delivered the body (arrivals), and whether the connection was new or reused.
+    /// Compare e.g. /buffered/ticker with /streamed/ticker. The config is not read.
+    /// Exit 0 if every request got a complete response, 1 if not, 2 for usage errors.
+    Probe {
+        /// http:// URLs, probed in order; those on the same host and port share a connection.
+        #[arg(required = true, value_name = "URL")]
+        urls: Vec<Target>,
+        /// Requests per URL, on one kept-alive connection while the server keeps it open.
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+        /// Also print when each piece of each body arrived (ms since the request was sent).
+        #[arg(long)]
+        timeline: bool,
+        /// Print one JSON object per request instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Longest time for one request, connecting included (e.g. 500ms, 30s, 2m).
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+        timeout: Duration,
+    },
+}
+
+/// A `--timeout`: a config-style duration, more than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = crate::config::parse_duration(text)?;
+    if timeout.is_zero() {
+        return Err("the timeout must be more than zero".into());
+    }
+    Ok(timeout)
 }

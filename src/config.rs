@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::{ConfigError, Location};
+pub(crate) use units::parse_duration;
 
 /// The in-process handlers a `handler = "…"` route may name: SPEC §2's `status` and `echo`,
 /// and `ticker`, the producer the shipped config uses to compare output modes.

@@ -13,7 +13,7 @@
 //!    for the next request or closes it.
 //!
 //! CGI programs are run by [`cgi`]. Configuration is [`config`]; the command line is [`cli`]; built-in handlers are in
-//! [`handlers`].
+//! [`handlers`]. [`probe`] is the client side: `cgigate probe` measures how responses arrive.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -25,6 +25,7 @@ pub mod handler;
 pub mod handlers;
 pub mod http;
 pub mod plugin;
+pub mod probe;
 pub mod response;
 pub mod router;
 pub mod server;

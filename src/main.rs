@@ -1,5 +1,6 @@
 //! The `cgigate` binary: parse the command line, load the config, start logging, serve until
-//! SIGTERM/SIGINT. Exit codes: 0 clean, 1 runtime failure, 2 usage or config error.
+//! SIGTERM/SIGINT — or, for `cgigate probe`, measure responses as a client. Exit codes: 0 clean,
+//! 1 runtime failure (or a probe request without a response), 2 usage or config error.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,16 +19,53 @@ fn main() -> ExitCode {
     cgigate::cgi::process::close_inherited_on_exec();
     cgigate::cgi::process::raise_fd_limit();
     let cli = Cli::parse();
-    let config = match load_config(cli.config.as_deref()) {
-        Ok(c) => c,
+    match &cli.command {
+        Some(Command::Probe {
+            urls,
+            repeat,
+            timeline,
+            json,
+            timeout,
+        }) => probe(&cgigate::probe::Options {
+            targets: urls.clone(),
+            repeat: *repeat,
+            timeline: *timeline,
+            json: *json,
+            timeout: *timeout,
+        }),
+        Some(Command::Check) => with_config(&cli, |config| check(&config)),
+        None => with_config(&cli, |config| run(config, &cli)),
+    }
+}
+
+/// Loads the config `cli` names (or the default one) and hands it to `then`; exit 2 if bad.
+fn with_config(cli: &Cli, then: impl FnOnce(Config) -> ExitCode) -> ExitCode {
+    match load_config(cli.config.as_deref()) {
+        Ok(config) => then(config),
         Err(e) => {
             eprintln!("cgigate: {e}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `cgigate probe`: no config and no logging, a small runtime on this thread; exit 1 unless
+/// every request got a complete response.
+fn probe(options: &cgigate::probe::Options) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cgigate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
         }
     };
-    match cli.command {
-        Some(Command::Check) => check(&config),
-        None => run(config, &cli),
+    if runtime.block_on(cgigate::probe::run(options)) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

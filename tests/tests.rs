@@ -24,5 +24,7 @@ mod plugins;
 mod tls;
 // Bad requests, one table: framing, smuggling, header syntax, request line, Host, limits.
 mod bad_requests;
+// `cgigate probe`: the measuring client, against the server and against fake servers.
+mod probe;
 // Malformed script output, one table: 502s that never split a response, and valid blocks.
 mod bad_scripts;

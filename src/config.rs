@@ -26,7 +26,7 @@ pub(crate) use units::parse_duration;
 
 /// The in-process handlers a `handler = "…"` route may name: SPEC §2's `status` and `echo`,
 /// and `ticker`, the producer the shipped config uses to compare output modes.
-pub const BUILTIN_HANDLERS: &[&str] = &["status", "echo", "ticker"];
+pub const BUILTIN_HANDLERS: &[&str] = &["status", "echo", "ticker", "hello"];
 
 /// Listen address when neither the config nor the command line gives one.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));

@@ -19,7 +19,7 @@ use crate::cgi::process::Registry;
 use crate::cgi::{CgiHandler, CgiShared};
 use crate::config::{Config, RouteKind};
 use crate::handler::{ConnInfo, Handler};
-use crate::handlers::{Echo, StaticDir, Status, Ticker};
+use crate::handlers::{Echo, Hello, StaticDir, Status, Ticker};
 use crate::plugin::{Plugin, PluginHandler};
 use crate::router::{Dispatcher, RouteEntry, Router};
 use crate::stats::Stats;
@@ -121,6 +121,7 @@ pub fn build_router(config: &Config, stats: &Arc<Stats>) -> Result<Built, Server
                 "status" => Arc::new(Status::new(stats.clone())),
                 "echo" => Arc::new(Echo),
                 "ticker" => Arc::new(Ticker),
+                "hello" => Arc::new(Hello),
                 other => return Err(fail(format!("unknown handler {other:?}"))),
             },
             RouteKind::StaticDir(dir) => Arc::new(

@@ -915,7 +915,7 @@ fn route_specific_errors() {
         3,
         11,
         "route[1].handler",
-        "unknown handler \"stats\" (built-in handlers: status, echo, ticker)",
+        "unknown handler \"stats\" (built-in handlers: status, echo, ticker, hello)",
     );
     assert_error(
         "[[route]]\nprefix = \"/s\"\ncgi_dir = \"cgi\"\nplugin_config = \"x\"\n",

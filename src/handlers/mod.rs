@@ -1,12 +1,14 @@
-//! Built-in handlers: `status`, `echo`, `ticker`, static files, and the small answers the
+//! Built-in handlers: `status`, `echo`, `ticker`, `hello`, static files, and the small answers the
 //! router needs (404, redirect to a folder).
 
 mod echo;
+mod hello;
 mod static_dir;
 mod status;
 mod ticker;
 
 pub use echo::Echo;
+pub use hello::Hello;
 pub use static_dir::StaticDir;
 pub use status::Status;
 pub use ticker::Ticker;

@@ -21,6 +21,8 @@ pub mod access_log;
 pub mod cgi;
 pub mod cli;
 pub mod config;
+#[cfg(test)]
+mod fuzz_seeds;
 pub mod handler;
 pub mod handlers;
 pub mod http;

@@ -191,6 +191,7 @@ mod tests {
             ("/a%2", "/a%2"),
             ("/%", "/%"),
         ] {
+            crate::fuzz_seeds::save("path_mapping", raw.as_bytes());
             assert_eq!(normalize_path(raw), want, "{raw}");
         }
     }

@@ -1177,6 +1177,7 @@ mod tests {
         assert!(cases.len() >= 100, "{} cases", cases.len());
         for case in &cases {
             let input = case.input();
+            crate::fuzz_seeds::save("cgi_header", &input);
             let got = (case.parser())(&input, MAX);
             assert_eq!(
                 got,

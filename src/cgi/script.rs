@@ -342,6 +342,7 @@ mod tests {
         }
 
         fn resolve(&self, below: &str) -> Result<Script, Refusal> {
+            crate::fuzz_seeds::save("path_mapping", below.as_bytes());
             resolve_in_dir(&self.root, "/cgi-bin/", below, &interpreters())
         }
     }
@@ -639,6 +640,7 @@ mod tests {
             ("%C3", None),
         ];
         for (input, want) in cases {
+            crate::fuzz_seeds::save("path_mapping", input.as_bytes());
             assert_eq!(percent_decode_path(input).as_deref(), *want, "{input:?}");
         }
     }

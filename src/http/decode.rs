@@ -598,6 +598,9 @@ mod tests {
     /// Runs `input` whole, split in two at every offset and one byte at a time; all runs must
     /// agree on the data and on how the run ended.
     fn check_every_split(dec: &Decoder, input: &[u8]) -> (Vec<u8>, Outcome) {
+        if dec.is_chunked() {
+            crate::fuzz_seeds::save("chunked", input);
+        }
         let whole = run_pieces(dec.clone(), &[input]);
         for at in split_points(input.len()) {
             let (a, b) = input.split_at(at);

@@ -1483,6 +1483,7 @@ mod tests {
         input: &[u8],
         limits: &Limits,
     ) -> (Result<Option<RequestHead>, HeadError>, BytesMut) {
+        crate::fuzz_seeds::save("head", input);
         let mut buf = BytesMut::from(input);
         let result = parse(&mut buf, limits);
         (result, buf)

@@ -582,7 +582,7 @@ fn buffered_and_streamed_routes_frame_cgi_output_and_keep_alive() {
     let r = c.response();
     assert_eq!(r.framing, Framing::Chunked);
     assert!(r.chunks.len() >= 3, "{:?}", r.chunks);
-    assert!(r.arrivals[r.arrivals.len() - 1] - r.arrivals[0] >= Duration::from_millis(250));
+    assert!(r.arrivals[r.arrivals.len() - 1] - r.arrivals[0] >= Duration::from_millis(200));
     c.send(&get("/cgi-bin/hello"));
     assert_eq!(
         c.response().text(),

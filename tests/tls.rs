@@ -259,7 +259,7 @@ fn keep_alive_streaming_and_https_variables_over_tls() {
     assert_eq!(r.framing, Framing::Chunked);
     assert_eq!(r.text(), "tick 1\ntick 2\ntick 3\n");
     assert!(
-        r.arrivals[2] - r.arrivals[0] >= Duration::from_millis(250),
+        r.arrivals[2] - r.arrivals[0] >= Duration::from_millis(200),
         "pieces arrived separately"
     );
     c.send(b"GET /cgi-bin/printenv HTTP/1.1\r\nHost: localhost\r\n\r\n");

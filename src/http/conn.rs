@@ -5,6 +5,7 @@
 //! goes away, a stalled upload, a client that stops reading, shutdown.
 
 use std::future::Future;
+use std::mem::MaybeUninit;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, info_span, warn, Instrument};
@@ -28,6 +29,8 @@ use crate::server::Shared;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// A read buffer with less room than this is grown by [`READ_CHUNK`] before reading (bytes).
+const MIN_READ_ROOM: usize = 4 * 1024;
 /// Most request-body bytes read ahead of the handler (bytes).
 const BODY_READ_AHEAD: usize = 64 * 1024;
 /// Body pieces queued for the handler before reading pauses.
@@ -46,7 +49,7 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// Serve one connection until it closes. Errors are logged here and never escape.
 pub async fn serve<R, W>(r: R, w: W, info: ConnInfo, shared: Arc<Shared>, id: u64)
 where
-    R: ReadReady,
+    R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
     let shutdown = shared.shutdown.subscribe();
@@ -88,7 +91,7 @@ enum Outcome {
 
 impl<R, W> Conn<R, W>
 where
-    R: ReadReady,
+    R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
     async fn run(mut self) {
@@ -173,7 +176,7 @@ where
             };
             let shutting_down = self.is_shutting_down();
             tokio::select! {
-                n = read_when_ready(&mut self.r, &mut self.rbuf, idle) => match n {
+                n = read_lean(&mut self.r, &mut self.rbuf) => match n {
                     Ok(0) => self.read_eof = true,
                     Ok(_) => {}
                     Err(_) => return Ok(None),
@@ -373,7 +376,7 @@ where
                         }
                     }
                 }
-                n = read_some(&mut self.r, &mut self.rbuf), if can_read => match n {
+                n = read_for(&mut self.r, &mut self.rbuf, body_done), if can_read => match n {
                     Ok(0) => {
                         self.read_eof = true;
                         if !decoder.is_end() || !half_close {
@@ -498,7 +501,7 @@ where
             let mut discarded = 0;
             while discarded < LINGER_BYTES {
                 self.rbuf.clear();
-                match tokio::time::timeout_at(deadline, read_some(&mut self.r, &mut self.rbuf))
+                match tokio::time::timeout_at(deadline, read_lean(&mut self.r, &mut self.rbuf))
                     .await
                 {
                     Ok(Ok(n)) if n > 0 => discarded += n,
@@ -571,39 +574,44 @@ fn may_end_head(buf: &[u8], scanned: &mut usize) -> bool {
     found
 }
 
-/// The read side of a connection. Waiting for a request on an idle keep-alive connection
-/// should cost no buffer: a plain socket can wait for readability first; other streams (TLS)
-/// just read.
-pub trait ReadReady: AsyncRead + Unpin + Send {
-    /// Resolves when a read will not block (or at once if the stream cannot tell).
-    fn ready(&mut self) -> impl Future<Output = std::io::Result<()>> + Send {
-        std::future::ready(Ok(()))
-    }
-}
-
-impl ReadReady for tokio::net::tcp::OwnedReadHalf {
-    fn ready(&mut self) -> impl Future<Output = std::io::Result<()>> + Send {
-        self.readable()
-    }
-}
-
-impl<T: AsyncRead + Send> ReadReady for tokio::io::ReadHalf<T> {}
-
-/// Read into `buf`; when `idle`, first wait for data without holding a buffer.
-async fn read_when_ready<R: ReadReady>(
+/// Read during an exchange: a request body streams straight into the buffer; once the body
+/// is in, reading only watches for a disconnect or a pipelined request, which must not cost
+/// a buffer per streaming response.
+async fn read_for<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
-    idle: bool,
+    body_done: bool,
 ) -> std::io::Result<usize> {
-    if idle {
-        r.ready().await?;
+    if body_done {
+        read_lean(r, buf).await
+    } else {
+        read_some(r, buf).await
     }
-    read_some(r, buf).await
 }
 
+/// Read straight into `buf`, growing it by [`READ_CHUNK`] when it is nearly full (never by
+/// doubling a buffer that still has room).
 async fn read_some<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
-    buf.reserve(READ_CHUNK);
+    if buf.capacity() - buf.len() < MIN_READ_ROOM {
+        buf.reserve(READ_CHUNK);
+    }
     r.read_buf(buf).await
+}
+
+/// Read into a stack buffer and keep only the bytes that came. A connection waiting for a
+/// head — idle between keep-alive requests, or a client trickling one a byte at a time —
+/// then holds no read buffer while it waits, only what it sent: 10,000 idle connections
+/// would otherwise pin 10,000 × [`READ_CHUNK`] (the soak test, scenario e).
+async fn read_lean<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        // Lives for one poll only, never across a wait.
+        let mut stack = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut rb = ReadBuf::uninit(&mut stack);
+        std::task::ready!(Pin::new(&mut *r).poll_read(cx, &mut rb))?;
+        buf.extend_from_slice(rb.filled());
+        Poll::Ready(Ok(rb.filled().len()))
+    })
+    .await
 }
 
 async fn write_out<W: AsyncWrite + Unpin>(w: &mut W, out: &mut OutQueue) -> std::io::Result<usize> {
@@ -637,6 +645,7 @@ mod tests {
     use crate::config::Config;
     use crate::server::build_router;
     use crate::stats::Stats;
+    use tokio::io::AsyncWriteExt;
 
     /// A connection's shared state: `/echo`, and `/ticker` buffered whole (it reads no body).
     fn test_shared() -> Arc<Shared> {
@@ -738,6 +747,46 @@ mod tests {
             text.ends_with("tick 300\n"),
             "the response is complete: {text}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_holds_no_read_buffer() {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut buf = BytesMut::new();
+        let waited =
+            tokio::time::timeout(Duration::from_millis(20), read_lean(&mut server, &mut buf));
+        assert!(waited.await.is_err(), "nothing was sent");
+        assert_eq!(buf.capacity(), 0, "an idle wait allocates nothing");
+
+        client.write_all(b"G").await.unwrap();
+        assert_eq!(read_lean(&mut server, &mut buf).await.unwrap(), 1);
+        assert_eq!(&buf[..], b"G");
+        assert!(
+            buf.capacity() < 64,
+            "a trickled byte costs bytes, not {READ_CHUNK}"
+        );
+
+        let big = vec![b'x'; 3 * READ_CHUNK];
+        client.write_all(&big).await.unwrap();
+        let mut got = 0;
+        while got < big.len() {
+            got += read_lean(&mut server, &mut buf).await.unwrap();
+        }
+        assert_eq!(buf.len(), 1 + big.len());
+        drop(client);
+        assert_eq!(read_lean(&mut server, &mut buf).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_read_does_not_double_a_buffer_with_room() {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        buf.extend_from_slice(b"partial");
+        let capacity = buf.capacity();
+        client.write_all(b"more").await.unwrap();
+        read_some(&mut server, &mut buf).await.unwrap();
+        assert_eq!(&buf[..], b"partialmore");
+        assert_eq!(buf.capacity(), capacity);
     }
 
     #[test]

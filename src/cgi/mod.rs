@@ -154,7 +154,8 @@ impl CgiHandler {
             self.cfg.kill_grace,
             self.shared.registry.clone(),
             permit,
-        );
+        )
+        .await;
         let (process, pipes) = match spawned {
             Ok(p) => p,
             Err(e) => {

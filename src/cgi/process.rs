@@ -15,7 +15,7 @@ use nix::sys::signal::killpg;
 pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -23,6 +23,15 @@ use super::script::Script;
 
 /// How often a group that outlived its leader is checked while it is given time to exit.
 const GROUP_POLL: Duration = Duration::from_millis(10);
+/// Scripts being started at once, each on a blocking thread.
+const SPAWNS_AT_ONCE: usize = 8;
+
+/// Starting a process blocks the calling thread until the child has exec'd (vfork), which
+/// under a burst of CGI requests on a busy machine takes milliseconds each. On a runtime
+/// worker that stalls every connection the worker serves — 500 uploads arriving together
+/// froze even the in-process status page for a second (bench/soak, scenario b) — so spawns
+/// run on blocking threads, a few at a time.
+static SPAWNING: Semaphore = Semaphore::const_new(SPAWNS_AT_ONCE);
 
 /// The process groups of every running script, so shutdown can stop what is left.
 #[derive(Debug, Default)]
@@ -96,7 +105,11 @@ impl Process {
     /// Start `script` with exactly `env`, in its own process group, in the script's folder.
     /// The program is exec'd directly, never through a shell (SPEC §5.1). Every descriptor
     /// the server opens is close-on-exec, so the child holds only 0, 1 and 2.
-    pub fn spawn(
+    ///
+    /// The fork/exec runs on a blocking thread (see [`SPAWNING`]). Cancelling this future
+    /// never leaves a script behind: the [`Process`] is built on that thread, and if nobody
+    /// is waiting for it any more, dropping it stops the script.
+    pub async fn spawn(
         script: &Script,
         env: &[(String, Vec<u8>)],
         stdin: Stdio,
@@ -117,20 +130,35 @@ impl Process {
         for (name, value) in env {
             cmd.env(name, OsStr::from_bytes(value));
         }
+        let slot = SPAWNING
+            .acquire()
+            .await
+            .map_err(|_| std::io::Error::other("spawning closed"))?;
+        tokio::task::spawn_blocking(move || {
+            let started = Process::start(cmd, grace, registry, permit);
+            drop(slot);
+            started
+        })
+        .await
+        .map_err(|e| std::io::Error::other(format!("spawn task failed: {e}")))?
+    }
+
+    /// The blocking part of [`Process::spawn`].
+    fn start(
+        mut cmd: Command,
+        grace: Duration,
+        registry: Arc<Registry>,
+        permit: OwnedSemaphorePermit,
+    ) -> std::io::Result<(Process, Pipes)> {
         let mut child = cmd.spawn()?;
         let pgid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .ok_or_else(|| std::io::Error::other("spawned child has no pid"))?;
         registry.insert(pgid);
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(std::io::Error::other("child pipes missing"));
-        };
-        let pipes = Pipes {
-            stdin: child.stdin.take(),
-            stdout,
-            stderr,
-        };
+        let (stdin, stdout, stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        // Built before anything else can fail, so that an error still stops the script.
         let process = Process {
             child: Some(child),
             pgid,
@@ -138,6 +166,14 @@ impl Process {
             registry,
             permit: Some(permit),
             exited: None,
+        };
+        let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
+            return Err(std::io::Error::other("child pipes missing"));
+        };
+        let pipes = Pipes {
+            stdin,
+            stdout,
+            stderr,
         };
         Ok((process, pipes))
     }
@@ -271,5 +307,91 @@ pub fn close_inherited_on_exec() {
             let flags = FdFlag::from_bits_truncate(flags) | FdFlag::FD_CLOEXEC;
             let _ = fcntl(fd, FcntlArg::F_SETFD(flags));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn sleeper() -> Script {
+        Script {
+            program: PathBuf::from("/bin/sleep"),
+            args: vec![PathBuf::from("30")],
+            script_filename: PathBuf::from("/bin/sleep"),
+            script_name: "/sleep".to_string(),
+            path_info: String::new(),
+            dir: PathBuf::from("/"),
+            nph: false,
+        }
+    }
+
+    /// Processes whose environment holds `mark`.
+    fn marked(mark: &[u8]) -> usize {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        dir.flatten()
+            .filter_map(|e| std::fs::read(e.path().join("environ")).ok())
+            .filter(|env| env.windows(mark.len()).any(|w| w == mark))
+            .count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_spawn_leaves_no_script() {
+        let mark = format!("CGIGATE_TEST_MARK={}", std::process::id());
+        let env = vec![(
+            "CGIGATE_TEST_MARK".to_string(),
+            std::process::id().to_string().into_bytes(),
+        )];
+        let registry = Arc::new(Registry::default());
+        let slots = Arc::new(Semaphore::new(1));
+        let script = sleeper();
+        for _ in 0..5 {
+            let permit =
+                tokio::time::timeout(Duration::from_secs(5), slots.clone().acquire_owned())
+                    .await
+                    .expect("the cancelled script was stopped and gave its slot back")
+                    .expect("semaphore open");
+            let spawn = Process::spawn(
+                &script,
+                &env,
+                Stdio::null(),
+                Duration::from_millis(100),
+                registry.clone(),
+                permit,
+            );
+            // Cancelled while the fork/exec is under way on a blocking thread.
+            let _ = tokio::time::timeout(Duration::from_micros(1), spawn).await;
+        }
+        let last = tokio::time::timeout(Duration::from_secs(5), slots.acquire()).await;
+        assert!(last.is_ok(), "the last script was stopped");
+        assert!(registry.live().is_empty());
+        assert_eq!(marked(mark.as_bytes()), 0, "no script left running");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spawned_script_runs_and_is_reaped() {
+        let registry = Arc::new(Registry::default());
+        let permit = Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap();
+        let script = Script {
+            program: PathBuf::from("/bin/true"),
+            args: Vec::new(),
+            ..sleeper()
+        };
+        let (mut process, _pipes) = Process::spawn(
+            &script,
+            &[],
+            Stdio::null(),
+            Duration::from_millis(100),
+            registry.clone(),
+            permit,
+        )
+        .await
+        .expect("spawned");
+        assert!(process.wait().await.expect("reaped").success());
+        process.stop().await;
+        assert!(registry.live().is_empty());
     }
 }

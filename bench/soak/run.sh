@@ -50,12 +50,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # The whole run is bounded too (scenarios are bounded one by one inside). On a machine shared
-# with other work, the harness, the server and its scripts run at a higher priority when
-# allowed (SOAK_NICE=0 to turn that off), so that the figures are about cgigate and its
-# clients rather than about a neighbour's build.
+# with other work, the harness, the server and its scripts run in a session of their own at a
+# higher priority when allowed (SOAK_NICE=0 to turn that off), so that the figures are about
+# cgigate and its clients rather than about a neighbour's build.
 timeout --signal=TERM --kill-after=30 1500 \
-    nice -n "${SOAK_NICE:--10}" \
-    python3 "$here/soak.py" run --bin "${SOAK_BIN:-$bin}" \
+    setsid -w python3 "$here/soak.py" run --bin "${SOAK_BIN:-$bin}" \
+        --nice "${SOAK_NICE:--10}" \
         --scenarios "${SCENARIOS:-a,b,c,d,e}" \
         --out "$here/RESULTS.md" --json "$here/results.json" \
         --pids-file "$pids" "$@" &

@@ -352,6 +352,7 @@ async def probe_main(args):
     out = {p: {"latencies_ms": [], "connect_ms": [], "started_s": [], "errors": 0,
                "statuses": {}} for p in paths}
     t0 = time.perf_counter()
+    t0_wall = time.time()
 
     async def one(path):
         r = out[path]
@@ -388,6 +389,7 @@ async def probe_main(args):
         tasks.append(asyncio.create_task(one(paths[i % len(paths)])))
         i += 1
     await asyncio.gather(*tasks)
+    out["t0_wall"] = t0_wall
     print(json.dumps(out))
 
 
@@ -410,7 +412,7 @@ async def attack_slowloris(args):
     )
     stop = time.monotonic() + args.duration
     stats = {"connects": 0, "connect_errors": 0, "closed_by_server": 0, "got_408": 0,
-             "lifetimes_s": []}
+             "lifetimes_s": [], "teardown_wall": time.time() + args.duration}
     established = 0
     all_up = asyncio.Event()
 
@@ -524,7 +526,7 @@ async def attack_slow_readers(args):
         writer.write(request("/cgi-bin/big"))
         start = time.monotonic()
         got = 0
-        outcome = "gave-up"
+        outcome = "read-until-limit"
         try:
             while time.monotonic() - start < args.limit:
                 data = await asyncio.wait_for(reader.read(args.chunk), args.limit)
@@ -617,6 +619,7 @@ async def attack_idle(args):
     ramp = time.monotonic() - t0
     ready()
     await asyncio.sleep(args.hold)
+    teardown = time.time()
     # Still open? A closed connection has EOF waiting; an open one has nothing to read.
     alive = 0
     for reader, _ in conns:
@@ -644,6 +647,7 @@ async def attack_idle(args):
         "ramp_s": round(ramp, 1),
         "alive_after_hold": alive,
         "second_request_ok": f"{reused}/{len(sample)}",
+        "teardown_wall": teardown,
     }
 
 
@@ -897,7 +901,12 @@ def run_scenario(key, opts, root, tag, pids_file):
             except subprocess.TimeoutExpired:
                 probe.kill()
                 out, _ = probe.communicate()
-            result["during"] = latency_summary(parse_probe_partial(out))
+            probed = parse_probe_partial(out)
+            result["during"] = latency_summary(probed)
+            teardown = attack_stats.get("teardown_wall") if isinstance(attack_stats, dict) else None
+            if teardown and probed.get("t0_wall"):
+                result["during_held"] = latency_summary(
+                    until(probed, teardown - probed["t0_wall"]))
         cpu1, busy1, ours1 = cpu_seconds(pid), machine_busy(), own_cpu()
         # Where the CPU went while the attack ran (2 cores: 2 s of CPU per second).
         busy = busy1[0] - busy0[0]
@@ -954,6 +963,22 @@ def run_scenario(key, opts, root, tag, pids_file):
     result["log_errors"] = sum(1 for l in log if " ERROR " in l)
     result["log_sample"] = [l for l in log if " WARN " in l or " ERROR " in l][:5]
     return result
+
+
+def until(probed, cutoff):
+    """The probe's requests that started before `cutoff` seconds."""
+    out = {}
+    for path, r in probed.items():
+        if not isinstance(r, dict):
+            continue
+        keep = [i for i, t in enumerate(r["started_s"]) if t < cutoff]
+        out[path] = {
+            "latencies_ms": [r["latencies_ms"][i] for i in keep],
+            "started_s": [r["started_s"][i] for i in keep],
+            "connect_ms": [r["connect_ms"][i] for i in keep if i < len(r["connect_ms"])],
+            "errors": r["errors"],
+        }
+    return out
 
 
 def parse_probe_partial(out):
@@ -1031,15 +1056,22 @@ def scenario_table(r):
         f"{lat_cell(dur.get(LEGIT[0]))} | – | ≤ 2× baseline: {yes(lat_ok)} |",
         f"| GET /status p99 (in-process) | {lat_cell(base.get(LEGIT[1]))} | "
         f"{lat_cell(dur.get(LEGIT[1]))} | – | – |",
+        *([f"| hello p99 while held (before the attack's own teardown) | – | "
+           f"{lat_cell(r['during_held'].get(LEGIT[0]))} | – | – |"]
+          if r.get("during_held") else []),
         f"| connect() p99 (hello) | {ms(base.get(LEGIT[0], {}).get('connect_p99'))} | "
         f"{ms(dur.get(LEGIT[0], {}).get('connect_p99'))} | – | – |",
         "",
     ]
     c = r.get("cpu", {})
     rows += [
-        f"- Attack client: `{json.dumps(r['attack'])}`",
+        "- Attack client: `"
+        + json.dumps({k: v for k, v in r["attack"].items() if k != "teardown_wall"})
+        + "`",
         f"- The attack ran {r['attack_seconds']} s once in place; the server's descriptors "
-        f"were back near the baseline {r['released_s']} s after it was in place.",
+        "were back near the baseline "
+        + (f"{r['released_s']} s after it was in place (while the attack still ran)."
+           if r["released_s"] is not None else "once the attack ended."),
         f"- CPU while it ran: {c.get('busy_s')} s busy of {c.get('available_s')} s "
         f"(2 cores): server {c.get('server_s')} s, scripts {c.get('scripts_s')} s, "
         f"harness clients {c.get('clients_s')} s, everything else on the machine "

@@ -1,0 +1,3 @@
+module gocgi
+
+go 1.19

@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::support::{server, Client, Response, Server};
+use crate::support::{panic_text, server, Client, Response, Server};
 
 use Next::{Answered, Refused};
 use Outcome::{Closed, Status};
@@ -589,24 +589,10 @@ fn final_response(c: &mut Client) -> Option<Response> {
 }
 
 fn describe(r: &Option<Response>) -> String {
-    match r {
-        None => "the connection closed with no response".to_string(),
-        Some(r) => format!(
-            "{} {} {:?} body {:?}",
-            r.status,
-            r.reason,
-            r.headers,
-            r.text()
-        ),
-    }
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panic".to_string())
+    r.as_ref().map_or_else(
+        || "the connection closed with no response".to_string(),
+        Response::describe,
+    )
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use crate::support::{Response, Server};
+use crate::support::{panic_text, Response, Server};
 
 use Want::{Answer, BadGateway};
 
@@ -268,7 +268,7 @@ fn run(srv: &Server, row: &Row) -> Result<(), String> {
     match c.try_response(false) {
         // The next bytes are the follow-up's answer: nothing of the script came in between.
         Some(next) if next.status == 200 && next.text() == FOLLOW_UP_BODY => Ok(()),
-        Some(next) => Err(format!("the follow-up got {}", describe(&next))),
+        Some(next) => Err(format!("the follow-up got {}", next.describe())),
         None if first.closes() => Ok(()),
         None => Err("closed after a response that did not say Connection: close".into()),
     }
@@ -290,26 +290,8 @@ fn check_first(row: &Row, r: &Response) -> Result<(), String> {
     if ok && !framed_204 {
         Ok(())
     } else {
-        Err(format!("expected {:?}, got {}", row.want, describe(r)))
+        Err(format!("expected {:?}, got {}", row.want, r.describe()))
     }
-}
-
-fn describe(r: &Response) -> String {
-    format!(
-        "{} {} {:?} body {:?}",
-        r.status,
-        r.reason,
-        r.headers,
-        r.text()
-    )
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panic".to_string())
 }
 
 #[test]

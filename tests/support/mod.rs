@@ -264,6 +264,17 @@ impl Response {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+    /// Status, reason, fields and body, for failure messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {:?} body {:?}",
+            self.status,
+            self.reason,
+            self.headers,
+            self.text()
+        )
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -616,4 +627,13 @@ fn missing(what: &str, package: &str) -> bool {
         "skipped: {what} not installed (apt-get install {package})"
     );
     false
+}
+
+/// The message of a caught panic.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".to_string())
 }

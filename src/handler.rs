@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
+use crate::http::cmd_queue::CmdQueue;
 use crate::http::decode::BodyError;
 use crate::http::head::{BodyFraming, RequestHead};
 pub use crate::response::Response;
@@ -189,6 +190,8 @@ pub(crate) struct ExchangeShared {
     connected: AtomicBool,
     /// Wakes the connection loop the first time the handler asks for the body (100-continue).
     pub(crate) body_wanted_notify: Notify,
+    /// The response, from the handler's writer to the connection loop.
+    pub(crate) cmds: CmdQueue,
 }
 
 impl ExchangeShared {

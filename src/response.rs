@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use crate::config::OutputMode;
 use crate::handler::{ExchangeShared, HandlerError};
@@ -88,7 +87,6 @@ impl Connection {
 
 /// The response writer handed to a handler.
 pub struct Response {
-    tx: mpsc::Sender<Cmd>,
     shared: Arc<ExchangeShared>,
     status: u16,
     headers: Vec<(String, Bytes)>,
@@ -97,9 +95,8 @@ pub struct Response {
 }
 
 impl Response {
-    pub(crate) fn new(tx: mpsc::Sender<Cmd>, shared: Arc<ExchangeShared>, mode: Mode) -> Self {
+    pub(crate) fn new(shared: Arc<ExchangeShared>, mode: Mode) -> Self {
         Response {
-            tx,
             shared,
             status: 200,
             headers: Vec::new(),
@@ -245,10 +242,18 @@ impl Response {
     }
 
     async fn send(&mut self, cmd: Cmd) -> Result<(), HandlerError> {
-        self.tx
+        self.shared
+            .cmds
             .send(cmd)
             .await
             .map_err(|_| HandlerError::Disconnected)
+    }
+}
+
+impl Drop for Response {
+    fn drop(&mut self) {
+        // The connection sees the end of the commands (a handler that never ended: 500).
+        self.shared.cmds.close_producer();
     }
 }
 
@@ -271,9 +276,9 @@ pub(crate) fn is_field_value(v: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn response() -> (Response, mpsc::Receiver<Cmd>) {
-        let (tx, rx) = mpsc::channel(8);
-        (Response::new(tx, ExchangeShared::new(), Mode::Auto), rx)
+    fn response() -> (Response, Arc<ExchangeShared>) {
+        let shared = ExchangeShared::new();
+        (Response::new(shared.clone(), Mode::Auto), shared)
     }
 
     #[test]
@@ -297,7 +302,8 @@ mod tests {
 
     #[tokio::test]
     async fn head_goes_once_before_data() {
-        let (mut res, mut rx) = response();
+        let (mut res, rx) = response();
+        let rx = &rx.cmds;
         res.status(201).header("X-A", "1");
         res.write("hello").await.unwrap();
         res.write("again").await.unwrap();
@@ -314,7 +320,7 @@ mod tests {
     #[tokio::test]
     async fn write_after_connection_gone_fails() {
         let (mut res, rx) = response();
-        drop(rx);
+        rx.cmds.close_consumer();
         assert!(matches!(
             res.write("x").await,
             Err(HandlerError::Disconnected)

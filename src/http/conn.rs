@@ -5,6 +5,7 @@
 //! goes away, a stalled upload, a client that stops reading, shutdown.
 
 use std::future::Future;
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -23,7 +24,7 @@ use crate::handler::{Body, BodyMsg, ConnInfo, ExchangeShared, Handler, Request};
 use crate::http::decode::{Decoder, Step};
 use crate::http::framer::{self, Framer, OutputLimits};
 use crate::http::head::{self, BodyFraming, Limits, RequestHead};
-use crate::http::outbuf::OutQueue;
+use crate::http::outbuf::{OutQueue, MAX_SLICES};
 use crate::response::{Cmd, Response};
 use crate::server::Shared;
 
@@ -35,8 +36,6 @@ const MIN_READ_ROOM: usize = 4 * 1024;
 const BODY_READ_AHEAD: usize = 64 * 1024;
 /// Body pieces queued for the handler before reading pauses.
 const BODY_QUEUE: usize = 4;
-/// Handler commands queued before the handler waits (back-pressure).
-const CMD_QUEUE: usize = 8;
 /// Output bytes queued for a slow client before the handler waits (bytes).
 const OUT_HIGH_WATER: usize = 256 * 1024;
 /// An unread request body up to this size is read and discarded to keep the connection (bytes).
@@ -218,7 +217,6 @@ where
             let (tx, rx) = mpsc::channel::<BodyMsg>(BODY_QUEUE);
             (Some(tx), Some(rx))
         };
-        let (cmd_tx, mut cmd_rx) = mpsc::channel(CMD_QUEUE);
         let limits = OutputLimits {
             buffer_limit: entry.output.buffer_limit,
             flush_after: entry.output.flush_after,
@@ -239,7 +237,7 @@ where
             body: Body::new(body_rx, xs.clone(), body_framing),
             redirects: 0,
         };
-        let mut res = Response::new(cmd_tx, xs.clone(), entry.output.mode.into());
+        let mut res = Response::new(xs.clone(), entry.output.mode.into());
         let span = info_span!(
             "request",
             method = req.head.method_str(),
@@ -287,7 +285,7 @@ where
 
             tokio::select! {
                 biased;
-                cmd = cmd_rx.recv(), if !st.ended && self.out.len() < OUT_HIGH_WATER => {
+                cmd = xs.cmds.recv(), if !st.ended && self.out.len() < OUT_HIGH_WATER => {
                     if out_was_empty {
                         st.write_progress = Instant::now();
                     }
@@ -438,6 +436,7 @@ where
         }
         drop(fut);
         drop(res);
+        xs.cmds.close_consumer();
         let keep = matches!(outcome, Outcome::KeepAlive);
         self.shared
             .stats
@@ -615,9 +614,9 @@ async fn read_lean<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::
 }
 
 async fn write_out<W: AsyncWrite + Unpin>(w: &mut W, out: &mut OutQueue) -> std::io::Result<usize> {
-    out.seal();
-    let slices = out.slices();
-    w.write_vectored(&slices).await
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let n = out.slices(&mut slices);
+    w.write_vectored(slices.get(..n).unwrap_or_default()).await
 }
 
 async fn reserve(tx: Option<mpsc::Sender<BodyMsg>>) -> mpsc::OwnedPermit<BodyMsg> {

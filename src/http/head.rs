@@ -661,12 +661,32 @@ fn build(head: &Bytes, shape: Shape, limits: &Limits) -> Result<RequestHead, Hea
     })
 }
 
+/// Field slots on the stack: most requests have fewer fields; more fall back to the heap.
+const STACK_FIELDS: usize = 32;
+
 fn parse_fields(head: &Bytes, start: usize, max_headers: usize) -> Result<Vec<Header>, HeadError> {
     let block = sub(head, start..head.len());
-    let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
-    match httparse::parse_headers(block, &mut slots) {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_FIELDS];
+    let mut heap = Vec::new();
+    let slots = if max_headers <= STACK_FIELDS {
+        stack.get_mut(..max_headers).unwrap_or_default()
+    } else {
+        // Cheap: the field lines were already scanned once, so count them first.
+        let lines = block.iter().filter(|&&b| b == b'\n').count();
+        if lines <= STACK_FIELDS {
+            &mut stack[..]
+        } else {
+            heap.resize(max_headers, httparse::EMPTY_HEADER);
+            &mut heap[..]
+        }
+    };
+    match httparse::parse_headers(block, slots) {
         Ok(httparse::Status::Complete((_, fields))) => {
-            fields.iter().map(|f| to_header(head, f)).collect()
+            let mut headers = Vec::with_capacity(fields.len());
+            for f in fields.iter() {
+                headers.push(to_header(head, f)?);
+            }
+            Ok(headers)
         }
         Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders), // RFC 6585 §5
         // The scan saw the empty line, so httparse stopped at a field it could not read.

@@ -1,6 +1,10 @@
 //! The bytes waiting to go to the client: small pieces (heads, chunk headers) are copied
 //! into a staging buffer, large bodies are queued as they are, and the whole queue goes out
 //! in one vectored write (chunk header, data and CRLF together, no copy of the data).
+//!
+//! The order is `bufs` then `staging`: a large piece first moves what is staged into `bufs`
+//! ([`OutQueue::push`]), so the staging buffer is always the tail and a small response (a
+//! head and a short body) is written straight from it, with no allocation but its own.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -10,7 +14,9 @@ use bytes::{Buf, Bytes, BytesMut};
 /// Pieces smaller than this are copied into the staging buffer (bytes).
 const COPY_BELOW: usize = 4 * 1024;
 /// At most this many slices per vectored write (Linux IOV_MAX is 1024; few are ever needed).
-const MAX_SLICES: usize = 64;
+pub const MAX_SLICES: usize = 64;
+/// The staging buffer's first allocation: a whole response head fits (bytes).
+const STAGING_START: usize = 512;
 
 /// An output queue written with `writev`.
 #[derive(Debug, Default)]
@@ -28,6 +34,10 @@ impl OutQueue {
 
     /// Queue a copy of a small piece.
     pub fn push_slice(&mut self, data: &[u8]) {
+        if self.staging.capacity() - self.staging.len() < data.len() {
+            // One allocation for a head's many small pieces, not a regrowth per piece.
+            self.staging.reserve(data.len().max(STAGING_START));
+        }
         self.staging.extend_from_slice(data);
         self.len += data.len();
     }
@@ -53,21 +63,24 @@ impl OutQueue {
         self.len == 0
     }
 
-    /// Move the staging buffer into the queue so that [`OutQueue::slices`] sees everything.
-    pub fn seal(&mut self) {
+    /// Move the staging buffer behind the queued pieces (before a large piece is queued).
+    fn seal(&mut self) {
         if !self.staging.is_empty() {
             let staged = self.staging.split().freeze();
             self.bufs.push_back(staged);
         }
     }
 
-    /// The queued bytes as slices for one vectored write (call [`OutQueue::seal`] first).
-    pub fn slices(&self) -> Vec<IoSlice<'_>> {
-        self.bufs
-            .iter()
-            .take(MAX_SLICES)
-            .map(|b| IoSlice::new(b))
-            .collect()
+    /// Fill `slices` with the queued bytes for one vectored write; returns how many are set.
+    pub fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let staged = (!self.staging.is_empty()).then_some(&self.staging[..]);
+        let pieces = self.bufs.iter().map(|b| &b[..]).chain(staged);
+        let mut n = 0;
+        for (slot, piece) in slices.iter_mut().zip(pieces) {
+            *slot = IoSlice::new(piece);
+            n += 1;
+        }
+        n
     }
 
     /// Drop `n` written bytes from the front.
@@ -75,6 +88,9 @@ impl OutQueue {
         self.len = self.len.saturating_sub(n);
         while n > 0 {
             let Some(front) = self.bufs.front_mut() else {
+                // What is left is staged.
+                let n = n.min(self.staging.len());
+                self.staging.advance(n);
                 break;
             };
             if n < front.len() {
@@ -83,6 +99,10 @@ impl OutQueue {
             }
             n -= front.len();
             self.bufs.pop_front();
+        }
+        if self.staging.is_empty() && self.bufs.is_empty() {
+            // Reuse the staging buffer from its start.
+            self.staging.clear();
         }
     }
 
@@ -106,8 +126,9 @@ mod tests {
     use super::*;
 
     fn collect(q: &mut OutQueue) -> Vec<u8> {
-        q.seal();
-        q.slices().iter().flat_map(|s| s.to_vec()).collect()
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let n = q.slices(&mut slices);
+        slices[..n].iter().flat_map(|s| s.to_vec()).collect()
     }
 
     #[test]
@@ -129,11 +150,36 @@ mod tests {
         let mut q = OutQueue::new();
         q.push(Bytes::from(vec![b'a'; 5000]));
         q.push_slice(b"bc");
-        q.seal();
         q.advance(4999);
         assert_eq!(collect(&mut q), b"abc");
-        q.advance(3);
+        q.advance(2);
+        assert_eq!(collect(&mut q), b"c");
+        q.advance(1);
         assert!(q.is_empty());
-        assert!(q.slices().is_empty());
+        assert!(collect(&mut q).is_empty());
+        q.push_slice(b"again");
+        assert_eq!(collect(&mut q), b"again");
+    }
+
+    #[test]
+    fn a_small_response_is_written_from_the_staging_buffer_at_every_split() {
+        let mut q = OutQueue::new();
+        q.push_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+        q.push(Bytes::from_static(b"hello"));
+        let all = collect(&mut q);
+        assert_eq!(all, b"HTTP/1.1 200 OK\r\n\r\nhello");
+        for step in 1..all.len() {
+            let mut q = OutQueue::new();
+            q.push_slice(&all[..20]);
+            q.push(Bytes::copy_from_slice(&all[20..]));
+            let mut seen = Vec::new();
+            while !q.is_empty() {
+                let left = collect(&mut q);
+                let n = step.min(left.len());
+                seen.extend_from_slice(&left[..n]);
+                q.advance(n);
+            }
+            assert_eq!(seen, all, "written {step} bytes at a time");
+        }
     }
 }

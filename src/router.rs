@@ -110,8 +110,18 @@ fn matches_prefix(path: &str, prefix: &str) -> bool {
 /// Decode percent-encoded unreserved characters (RFC 3986 §6.2.2.2) and remove dot-segments
 /// (§5.2.4). Everything else stays encoded; the query is not part of the input.
 pub fn normalize_path(raw: &str) -> String {
+    if is_normal(raw) {
+        // Nothing to decode or remove: the common case, one copy.
+        return raw.to_string();
+    }
     let decoded = decode_unreserved(raw);
     remove_dot_segments(&decoded)
+}
+
+/// Whether normalizing `raw` would return it unchanged: it starts with "/" and has no
+/// percent sign and no "." or ".." segment.
+fn is_normal(raw: &str) -> bool {
+    raw.starts_with('/') && !raw.contains('%') && !raw.split('/').any(|s| s == "." || s == "..")
 }
 
 fn decode_unreserved(raw: &str) -> String {
@@ -193,6 +203,33 @@ mod tests {
         ] {
             crate::fuzz_seeds::save("path_mapping", raw.as_bytes());
             assert_eq!(normalize_path(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_shortcut_agrees_with_the_full_normalization() {
+        for raw in [
+            "/",
+            "/a",
+            "/a/b/",
+            "/a//b",
+            "//",
+            "/a.b/c..d/.e/..f",
+            "/...",
+            "/a/.",
+            "/a/..",
+            "/./",
+            "/../",
+            "",
+            "a/b",
+            "/%2e",
+            "/~x/-y_z",
+        ] {
+            let full = remove_dot_segments(&decode_unreserved(raw));
+            assert_eq!(normalize_path(raw), full, "{raw:?}");
+            if is_normal(raw) {
+                assert_eq!(full, raw, "{raw:?} is said to be normal");
+            }
         }
     }
 

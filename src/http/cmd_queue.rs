@@ -98,6 +98,18 @@ impl CmdQueue {
         }
     }
 
+    /// The next command if one is queued.
+    pub fn try_recv(&self) -> Option<Cmd> {
+        let mut q = self.lock();
+        let cmd = pop(&mut q)?;
+        let producer = q.producer.take();
+        drop(q);
+        if let Some(w) = producer {
+            w.wake();
+        }
+        Some(cmd)
+    }
+
     /// Wait for the next command (see [`CmdQueue::poll_recv`]).
     pub async fn recv(&self) -> Option<Cmd> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout, Instant, Sleep};
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::access_log::Entry;
@@ -60,6 +60,7 @@ where
         rbuf: BytesMut::new(),
         out: OutQueue::new(),
         read_eof: false,
+        head_timer: Box::pin(sleep_until(Instant::now())),
         shutdown,
         shared,
     };
@@ -73,6 +74,10 @@ struct Conn<R, W> {
     rbuf: BytesMut,
     out: OutQueue,
     read_eof: bool,
+    /// The header_timeout / keep-alive deadline while a head is awaited. Kept for the whole
+    /// connection and moved, not made anew per request: moving a registered timer to a later
+    /// deadline does not touch the runtime's timer wheel.
+    head_timer: Pin<Box<Sleep>>,
     shutdown: watch::Receiver<bool>,
     shared: Arc<Shared>,
 }
@@ -174,13 +179,16 @@ where
                 deadline
             };
             let shutting_down = self.is_shutting_down();
+            if self.head_timer.deadline() != until {
+                self.head_timer.as_mut().reset(until);
+            }
             tokio::select! {
                 n = read_lean(&mut self.r, &mut self.rbuf) => match n {
                     Ok(0) => self.read_eof = true,
                     Ok(_) => {}
                     Err(_) => return Ok(None),
                 },
-                _ = sleep_until(until) => {
+                _ = self.head_timer.as_mut() => {
                     if idle {
                         return Ok(None);
                     }
@@ -243,7 +251,6 @@ where
             method = req.head.method_str(),
             path = req.head.path()
         );
-        let mut fut = Box::pin(run_handler(&*entry.handler, &mut req, &mut res).instrument(span));
 
         let half_close = server.half_close;
         let body_timeout = server.body_timeout;
@@ -265,176 +272,191 @@ where
             framer.downgrade_keep_alive();
         }
 
-        while st.outcome.is_none() {
-            let body_done = decoder.is_end();
-            let waiting_for_client = !body_done
-                && !self.read_eof
-                && st.decode_blocked
-                && (!expects_continue || st.continue_sent)
-                && (body_tx.is_some() || st.ended);
-            let read_cap = if body_done {
-                pipeline_cap
-            } else {
-                BODY_READ_AHEAD
-            };
-            let can_read = !self.read_eof && self.rbuf.len() < read_cap;
-            let can_decode = !body_done && !st.decode_blocked;
-            let out_was_empty = self.out.is_empty();
-            let auto_deadline = framer.deadline().map(Instant::from_std);
-            let shutting_down = st.shutdown_seen;
-
-            tokio::select! {
-                biased;
-                cmd = xs.cmds.recv(), if !st.ended && self.out.len() < OUT_HIGH_WATER => {
-                    if out_was_empty {
-                        st.write_progress = Instant::now();
-                    }
-                    let now = Instant::now().into_std();
-                    let answers = !matches!(cmd, Some(Cmd::Data(_) | Cmd::Flush));
-                    if answers && expects_continue && !st.continue_sent && !decoder.is_end() {
-                        // RFC 9110 §10.1.1: answered without a 100 while the body is
-                        // incomplete, the client may or may not send the rest now; the
-                        // connection cannot be reused. Decided before the head is framed so
-                        // that it says `Connection: close`. A body that already arrived whole
-                        // (the client did not wait) leaves no doubt.
-                        framer.downgrade_keep_alive();
-                    }
-                    match cmd {
-                        Some(Cmd::Head(h)) => framer.head(h, &mut self.out, now),
-                        Some(Cmd::Data(d)) => framer.data(d, &mut self.out, now),
-                        Some(Cmd::Flush) => framer.flush(&mut self.out),
-                        Some(Cmd::End) => {
-                            framer.end(&mut self.out);
-                            st.ended = true;
-                        }
-                        Some(Cmd::Abort(status)) => {
-                            framer.abort(status, &mut self.out);
-                            st.ended = true;
-                        }
-                        None => {
-                            framer.abort(500, &mut self.out);
-                            st.ended = true;
-                        }
-                    }
-                    if st.ended {
-                        // Nobody reads the body any more; what is left is drained or the
-                        // connection closes.
-                        body_tx = None;
-                    }
-                }
-                n = write_out(&mut self.w, &mut self.out), if !self.out.is_empty() => match n {
-                    Ok(n) if n > 0 => {
-                        self.out.advance(n);
-                        st.write_progress = Instant::now();
-                        st.first_write.get_or_insert(st.write_progress);
-                    }
-                    _ => {
-                        debug!("client gone while writing");
-                        st.outcome = Some(Outcome::Gone);
-                    }
-                },
-                permit = reserve(body_tx.clone()), if can_decode && body_tx.is_some() => {
-                    match decoder.decode(&mut self.rbuf) {
-                        Ok(Step::Data(d)) => {
-                            st.body_progress = Instant::now();
-                            let _ = permit.send(Ok(d));
-                            if decoder.is_end() {
-                                // A length body ends with its last byte: tell the reader now.
-                                body_tx = None;
-                            }
-                        }
-                        Ok(Step::NeedMore) => st.decode_blocked = true,
-                        Ok(Step::End) => {
-                            drop(permit);
-                            body_tx = None;
-                        }
-                        Err(e) => {
-                            let _ = permit.send(Err(e));
-                            st.outcome = Some(self.body_failed(&mut framer, e.status(), e.as_str()));
-                        }
-                    }
-                }
-                _ = std::future::ready(()), if can_decode && body_tx.is_none() && st.ended => {
-                    match decoder.decode(&mut self.rbuf) {
-                        Ok(Step::Data(d)) => {
-                            st.body_progress = Instant::now();
-                            st.drained += d.len() as u64;
-                            if st.drained > DRAIN_LIMIT {
-                                framer.downgrade_keep_alive();
-                            }
-                        }
-                        Ok(Step::NeedMore) => st.decode_blocked = true,
-                        Ok(Step::End) => {}
-                        Err(_) => {
-                            // The failed decoder fails again at once: stop draining, or this
-                            // branch stays ready and the loop spins while the response waits
-                            // for a slow reader. The connection closes after the response.
-                            st.decode_blocked = true;
-                            framer.downgrade_keep_alive();
-                        }
-                    }
-                }
-                n = read_for(&mut self.r, &mut self.rbuf, body_done), if can_read => match n {
-                    Ok(0) => {
-                        self.read_eof = true;
-                        if !decoder.is_end() || !half_close {
-                            // SPEC §5.6: EOF while the response is pending is a disconnect.
-                            debug!("client closed its side");
-                            st.outcome = Some(Outcome::Gone);
-                        } else {
-                            framer.downgrade_keep_alive();
-                        }
-                    }
-                    Ok(_) => {
-                        st.decode_blocked = false;
-                        st.body_progress = Instant::now();
-                    }
-                    Err(_) => st.outcome = Some(Outcome::Gone),
-                },
-                _ = xs.body_wanted_notify.notified(), if expects_continue && !st.continue_sent => {
-                    st.continue_sent = true;
-                    st.body_progress = Instant::now();
-                    if !framer.is_head_emitted() {
-                        // RFC 9110 §15.2.1: the interim response precedes the final one.
-                        self.out.push_slice(framer::CONTINUE);
-                    }
-                }
-                _ = &mut fut, if !st.handler_done => st.handler_done = true,
-                _ = sleep_opt(auto_deadline), if auto_deadline.is_some() => {
-                    framer.timer(&mut self.out, Instant::now().into_std());
-                }
-                _ = sleep_until(st.write_progress + write_timeout), if !self.out.is_empty() => {
-                    debug!("closing: write_timeout");
-                    st.outcome = Some(Outcome::Gone);
-                }
-                _ = sleep_until(st.body_progress + body_timeout), if waiting_for_client => {
-                    debug!("closing: body_timeout");
-                    st.outcome = Some(self.body_failed(&mut framer, 408, "request body not received in time"));
-                }
-                _ = self.shutdown.changed(), if !shutting_down => {
+        let outcome = {
+            let mut fut =
+                std::pin::pin!(run_handler(&*entry.handler, &mut req, &mut res).instrument(span));
+            while st.outcome.is_none() {
+                if !st.shutdown_seen && self.is_shutting_down() {
+                    // Seen at the next event, which is soon enough: keep-alive only matters when
+                    // the head is framed and when the exchange ends, and both are events.
                     st.shutdown_seen = true;
                     framer.downgrade_keep_alive();
                 }
-            }
+                let body_done = decoder.is_end();
+                let waiting_for_client = !body_done
+                    && !self.read_eof
+                    && st.decode_blocked
+                    && (!expects_continue || st.continue_sent)
+                    && (body_tx.is_some() || st.ended);
+                let read_cap = if body_done {
+                    pipeline_cap
+                } else {
+                    BODY_READ_AHEAD
+                };
+                let can_read = !self.read_eof && self.rbuf.len() < read_cap;
+                let can_decode = !body_done && !st.decode_blocked;
+                let out_was_empty = self.out.is_empty();
+                let auto_deadline = framer.deadline().map(Instant::from_std);
 
-            if st.outcome.is_none() && st.ended && st.handler_done && self.out.is_empty() {
-                let body_settled = decoder.is_end() || !framer.keep_alive();
-                if body_settled || self.read_eof {
-                    st.outcome = Some(
-                        if framer.keep_alive() && decoder.is_end() && !self.read_eof {
-                            Outcome::KeepAlive
-                        } else {
-                            Outcome::Close
-                        },
-                    );
+                tokio::select! {
+                    biased;
+                    cmd = xs.cmds.recv(), if !st.ended && self.out.len() < OUT_HIGH_WATER => {
+                        if out_was_empty {
+                            st.write_progress = Instant::now();
+                        }
+                        let now = Instant::now().into_std();
+                        // Take everything the handler queued in one go (a small response is a
+                        // head, a piece and the end), not one command per turn of the loop.
+                        let mut next = Some(cmd);
+                        while let Some(cmd) = next.take() {
+                        let answers = !matches!(cmd, Some(Cmd::Data(_) | Cmd::Flush));
+                        if answers && expects_continue && !st.continue_sent && !decoder.is_end() {
+                            // RFC 9110 §10.1.1: answered without a 100 while the body is
+                            // incomplete, the client may or may not send the rest now; the
+                            // connection cannot be reused. Decided before the head is framed so
+                            // that it says `Connection: close`. A body that already arrived whole
+                            // (the client did not wait) leaves no doubt.
+                            framer.downgrade_keep_alive();
+                        }
+                        match cmd {
+                            Some(Cmd::Head(h)) => framer.head(h, &mut self.out, now),
+                            Some(Cmd::Data(d)) => framer.data(d, &mut self.out, now),
+                            Some(Cmd::Flush) => framer.flush(&mut self.out),
+                            Some(Cmd::End) => {
+                                framer.end(&mut self.out);
+                                st.ended = true;
+                            }
+                            Some(Cmd::Abort(status)) => {
+                                framer.abort(status, &mut self.out);
+                                st.ended = true;
+                            }
+                            None => {
+                                framer.abort(500, &mut self.out);
+                                st.ended = true;
+                            }
+                        }
+                        if st.ended {
+                            // Nobody reads the body any more; what is left is drained or the
+                            // connection closes.
+                            body_tx = None;
+                            break;
+                        }
+                        if self.out.len() >= OUT_HIGH_WATER {
+                            break;
+                        }
+                        next = xs.cmds.try_recv().map(Some);
+                        }
+                    }
+                    n = write_out(&mut self.w, &mut self.out), if !self.out.is_empty() => match n {
+                        Ok(n) if n > 0 => {
+                            self.out.advance(n);
+                            st.write_progress = Instant::now();
+                            st.first_write.get_or_insert(st.write_progress);
+                        }
+                        _ => {
+                            debug!("client gone while writing");
+                            st.outcome = Some(Outcome::Gone);
+                        }
+                    },
+                    permit = reserve(body_tx.clone()), if can_decode && body_tx.is_some() => {
+                        match decoder.decode(&mut self.rbuf) {
+                            Ok(Step::Data(d)) => {
+                                st.body_progress = Instant::now();
+                                let _ = permit.send(Ok(d));
+                                if decoder.is_end() {
+                                    // A length body ends with its last byte: tell the reader now.
+                                    body_tx = None;
+                                }
+                            }
+                            Ok(Step::NeedMore) => st.decode_blocked = true,
+                            Ok(Step::End) => {
+                                drop(permit);
+                                body_tx = None;
+                            }
+                            Err(e) => {
+                                let _ = permit.send(Err(e));
+                                st.outcome = Some(self.body_failed(&mut framer, e.status(), e.as_str()));
+                            }
+                        }
+                    }
+                    _ = std::future::ready(()), if can_decode && body_tx.is_none() && st.ended => {
+                        match decoder.decode(&mut self.rbuf) {
+                            Ok(Step::Data(d)) => {
+                                st.body_progress = Instant::now();
+                                st.drained += d.len() as u64;
+                                if st.drained > DRAIN_LIMIT {
+                                    framer.downgrade_keep_alive();
+                                }
+                            }
+                            Ok(Step::NeedMore) => st.decode_blocked = true,
+                            Ok(Step::End) => {}
+                            Err(_) => {
+                                // The failed decoder fails again at once: stop draining, or this
+                                // branch stays ready and the loop spins while the response waits
+                                // for a slow reader. The connection closes after the response.
+                                st.decode_blocked = true;
+                                framer.downgrade_keep_alive();
+                            }
+                        }
+                    }
+                    n = read_for(&mut self.r, &mut self.rbuf, body_done), if can_read => match n {
+                        Ok(0) => {
+                            self.read_eof = true;
+                            if !decoder.is_end() || !half_close {
+                                // SPEC §5.6: EOF while the response is pending is a disconnect.
+                                debug!("client closed its side");
+                                st.outcome = Some(Outcome::Gone);
+                            } else {
+                                framer.downgrade_keep_alive();
+                            }
+                        }
+                        Ok(_) => {
+                            st.decode_blocked = false;
+                            st.body_progress = Instant::now();
+                        }
+                        Err(_) => st.outcome = Some(Outcome::Gone),
+                    },
+                    _ = xs.body_wanted_notify.notified(), if expects_continue && !st.continue_sent => {
+                        st.continue_sent = true;
+                        st.body_progress = Instant::now();
+                        if !framer.is_head_emitted() {
+                            // RFC 9110 §15.2.1: the interim response precedes the final one.
+                            self.out.push_slice(framer::CONTINUE);
+                        }
+                    }
+                    _ = &mut fut, if !st.handler_done => st.handler_done = true,
+                    _ = sleep_opt(auto_deadline), if auto_deadline.is_some() => {
+                        framer.timer(&mut self.out, Instant::now().into_std());
+                    }
+                    _ = sleep_until(st.write_progress + write_timeout), if !self.out.is_empty() => {
+                        debug!("closing: write_timeout");
+                        st.outcome = Some(Outcome::Gone);
+                    }
+                    _ = sleep_until(st.body_progress + body_timeout), if waiting_for_client => {
+                        debug!("closing: body_timeout");
+                        st.outcome = Some(self.body_failed(&mut framer, 408, "request body not received in time"));
+                    }
+                }
+
+                if st.outcome.is_none() && st.ended && st.handler_done && self.out.is_empty() {
+                    let body_settled = decoder.is_end() || !framer.keep_alive();
+                    if body_settled || self.read_eof {
+                        st.outcome = Some(
+                            if framer.keep_alive() && decoder.is_end() && !self.read_eof {
+                                Outcome::KeepAlive
+                            } else {
+                                Outcome::Close
+                            },
+                        );
+                    }
                 }
             }
-        }
-        let outcome = st.outcome.unwrap_or(Outcome::Close);
-        if matches!(outcome, Outcome::Gone) {
-            xs.set_disconnected();
-        }
-        drop(fut);
+            let outcome = st.outcome.take().unwrap_or(Outcome::Close);
+            if matches!(outcome, Outcome::Gone) {
+                xs.set_disconnected();
+            }
+            outcome
+        }; // The handler future ends here, before its response writer.
         drop(res);
         xs.cmds.close_consumer();
         let keep = matches!(outcome, Outcome::KeepAlive);

@@ -275,6 +275,44 @@ where
         let outcome = {
             let mut fut =
                 std::pin::pin!(run_handler(&*entry.handler, &mut req, &mut res).instrument(span));
+            if decoder.is_end() {
+                // Fast path: an answer that is complete after one poll of the handler (most
+                // in-process ones) is framed and written here, without a turn of the loop.
+                if poll_once(fut.as_mut()).await.is_ready() {
+                    st.handler_done = true;
+                }
+                let now = Instant::now();
+                while !st.ended && self.out.len() < OUT_HIGH_WATER {
+                    let Some(cmd) = xs.cmds.try_recv() else {
+                        break;
+                    };
+                    apply_cmd(
+                        Some(cmd),
+                        &mut framer,
+                        &mut self.out,
+                        &mut st,
+                        now.into_std(),
+                        false,
+                    );
+                }
+                if !self.out.is_empty() {
+                    st.write_progress = now;
+                    let written =
+                        poll_once(std::pin::pin!(write_out(&mut self.w, &mut self.out))).await;
+                    match written {
+                        Poll::Ready(Ok(n)) if n > 0 => {
+                            self.out.advance(n);
+                            st.first_write = Some(Instant::now());
+                        }
+                        Poll::Ready(_) => {
+                            debug!("client gone while writing");
+                            st.outcome = Some(Outcome::Gone);
+                        }
+                        Poll::Pending => {}
+                    }
+                }
+                settle(&mut st, &framer, true, self.read_eof, self.out.is_empty());
+            }
             while st.outcome.is_none() {
                 if !st.shutdown_seen && self.is_shutting_down() {
                     // Seen at the next event, which is soon enough: keep-alive only matters when
@@ -305,46 +343,20 @@ where
                             st.write_progress = Instant::now();
                         }
                         let now = Instant::now().into_std();
+                        let in_doubt = expects_continue && !st.continue_sent && !decoder.is_end();
+                        apply_cmd(cmd, &mut framer, &mut self.out, &mut st, now, in_doubt);
                         // Take everything the handler queued in one go (a small response is a
                         // head, a piece and the end), not one command per turn of the loop.
-                        let mut next = Some(cmd);
-                        while let Some(cmd) = next.take() {
-                        let answers = !matches!(cmd, Some(Cmd::Data(_) | Cmd::Flush));
-                        if answers && expects_continue && !st.continue_sent && !decoder.is_end() {
-                            // RFC 9110 §10.1.1: answered without a 100 while the body is
-                            // incomplete, the client may or may not send the rest now; the
-                            // connection cannot be reused. Decided before the head is framed so
-                            // that it says `Connection: close`. A body that already arrived whole
-                            // (the client did not wait) leaves no doubt.
-                            framer.downgrade_keep_alive();
-                        }
-                        match cmd {
-                            Some(Cmd::Head(h)) => framer.head(h, &mut self.out, now),
-                            Some(Cmd::Data(d)) => framer.data(d, &mut self.out, now),
-                            Some(Cmd::Flush) => framer.flush(&mut self.out),
-                            Some(Cmd::End) => {
-                                framer.end(&mut self.out);
-                                st.ended = true;
-                            }
-                            Some(Cmd::Abort(status)) => {
-                                framer.abort(status, &mut self.out);
-                                st.ended = true;
-                            }
-                            None => {
-                                framer.abort(500, &mut self.out);
-                                st.ended = true;
-                            }
+                        while !st.ended && self.out.len() < OUT_HIGH_WATER {
+                            let Some(cmd) = xs.cmds.try_recv() else {
+                                break;
+                            };
+                            apply_cmd(Some(cmd), &mut framer, &mut self.out, &mut st, now, in_doubt);
                         }
                         if st.ended {
                             // Nobody reads the body any more; what is left is drained or the
                             // connection closes.
                             body_tx = None;
-                            break;
-                        }
-                        if self.out.len() >= OUT_HIGH_WATER {
-                            break;
-                        }
-                        next = xs.cmds.try_recv().map(Some);
                         }
                     }
                     n = write_out(&mut self.w, &mut self.out), if !self.out.is_empty() => match n {
@@ -438,18 +450,13 @@ where
                     }
                 }
 
-                if st.outcome.is_none() && st.ended && st.handler_done && self.out.is_empty() {
-                    let body_settled = decoder.is_end() || !framer.keep_alive();
-                    if body_settled || self.read_eof {
-                        st.outcome = Some(
-                            if framer.keep_alive() && decoder.is_end() && !self.read_eof {
-                                Outcome::KeepAlive
-                            } else {
-                                Outcome::Close
-                            },
-                        );
-                    }
-                }
+                settle(
+                    &mut st,
+                    &framer,
+                    decoder.is_end(),
+                    self.read_eof,
+                    self.out.is_empty(),
+                );
             }
             let outcome = st.outcome.take().unwrap_or(Outcome::Close);
             if matches!(outcome, Outcome::Gone) {
@@ -563,6 +570,70 @@ async fn run_handler(handler: &dyn Handler, req: &mut Request, res: &mut Respons
             res.abort(500).await;
         }
     }
+}
+
+/// Frames one command from the handler. `in_doubt`: a request body is still incomplete and
+/// no `100 Continue` went out.
+fn apply_cmd(
+    cmd: Option<Cmd>,
+    framer: &mut Framer,
+    out: &mut OutQueue,
+    st: &mut ExchangeState,
+    now: std::time::Instant,
+    in_doubt: bool,
+) {
+    let answers = !matches!(cmd, Some(Cmd::Data(_) | Cmd::Flush));
+    if answers && in_doubt {
+        // RFC 9110 §10.1.1: answered without a 100 while the body is incomplete, the client
+        // may or may not send the rest now; the connection cannot be reused. Decided before
+        // the head is framed so that it says `Connection: close`. A body that already arrived
+        // whole (the client did not wait) leaves no doubt.
+        framer.downgrade_keep_alive();
+    }
+    match cmd {
+        Some(Cmd::Head(h)) => framer.head(h, out, now),
+        Some(Cmd::Data(d)) => framer.data(d, out, now),
+        Some(Cmd::Flush) => framer.flush(out),
+        Some(Cmd::End) => {
+            framer.end(out);
+            st.ended = true;
+        }
+        Some(Cmd::Abort(status)) => {
+            framer.abort(status, out);
+            st.ended = true;
+        }
+        // The response writer is gone without an end.
+        None => {
+            framer.abort(500, out);
+            st.ended = true;
+        }
+    }
+}
+
+/// Decides how the exchange ends once the handler is done, its response complete and written.
+fn settle(
+    st: &mut ExchangeState,
+    framer: &Framer,
+    body_done: bool,
+    read_eof: bool,
+    out_empty: bool,
+) {
+    if st.outcome.is_some() || !st.ended || !st.handler_done || !out_empty {
+        return;
+    }
+    let body_settled = body_done || !framer.keep_alive();
+    if body_settled || read_eof {
+        st.outcome = Some(if framer.keep_alive() && body_done && !read_eof {
+            Outcome::KeepAlive
+        } else {
+            Outcome::Close
+        });
+    }
+}
+
+/// Polls `fut` once: its output, or `Pending` (with the task's waker registered by it).
+async fn poll_once<F: Future>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
 }
 
 /// Polls a future inside `catch_unwind`.

@@ -386,45 +386,57 @@ struct Shape {
     end: usize,
 }
 
-/// Scans `buf` in byte order up to `max_head_bytes`, checking line endings, obs-fold and the
-/// request line as they arrive, until the empty line that ends the head.
+/// Scans `buf` line by line up to `max_head_bytes`, checking line endings, obs-fold and the
+/// request line as they arrive, until the empty line that ends the head. Errors are found in
+/// byte order, as a byte-at-a-time scan would find them (`scan_bytewise` in the tests).
 fn scan(buf: &[u8], limits: &Limits) -> Result<Option<Shape>, HeadError> {
+    let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
     let mut line_start = 0;
     let mut empty_lines = 0;
     let mut request: Option<(RequestLine, usize)> = None;
-    let mut after_cr = false;
-    for (i, &b) in buf.iter().enumerate().take(limits.max_head_bytes) {
-        if after_cr && b != b'\n' {
-            return Err(HeadError::BareCarriageReturn); // RFC 9112 §2.2
+    loop {
+        let rest = window.get(line_start..).unwrap_or_default();
+        if request.is_some() && matches!(rest.first(), Some(b' ' | b'\t')) {
+            // RFC 9112 §5.2 (obs-fold) and §2.2 (whitespace before the first field)
+            return Err(HeadError::ObsFold);
         }
-        let ends_line = after_cr;
-        after_cr = b == b'\r';
-        match b {
-            b'\n' if !ends_line => return Err(HeadError::BareLineEnding), // RFC 9112 §2.2
-            b'\n' => {
-                let line = line_start..i.saturating_sub(1);
-                line_start = i + 1;
-                match request.take() {
-                    None if line.is_empty() => {
-                        empty_lines += 1;
-                        if empty_lines > MAX_LEADING_EMPTY_LINES {
-                            return Err(HeadError::BadRequestLine); // RFC 9112 §2.2
-                        }
-                    }
-                    None => request = Some((parse_request_line(buf, line)?, i + 1)),
-                    Some((req, fields_start)) if line.is_empty() => {
-                        return Ok(Some(Shape {
-                            line: req,
-                            fields_start,
-                            end: i + 1,
-                        }));
-                    }
-                    found => request = found,
+        let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
+            // An unfinished line: a CR followed by anything is bare; one at the very end may
+            // still get its LF.
+            if rest
+                .iter()
+                .position(|&b| b == b'\r')
+                .is_some_and(|cr| cr + 1 < rest.len())
+            {
+                return Err(HeadError::BareCarriageReturn); // RFC 9112 §2.2
+            }
+            break;
+        };
+        // RFC 9112 §2.2: a line ends in CRLF; a CR anywhere else is bare.
+        match rest.iter().position(|&b| b == b'\r') {
+            Some(cr) if cr + 1 < lf => return Err(HeadError::BareCarriageReturn),
+            Some(cr) if cr + 1 == lf => {}
+            _ => return Err(HeadError::BareLineEnding),
+        }
+        let end = line_start + lf; // the LF
+        let line = line_start..end - 1;
+        line_start = end + 1;
+        match request.take() {
+            None if line.is_empty() => {
+                empty_lines += 1;
+                if empty_lines > MAX_LEADING_EMPTY_LINES {
+                    return Err(HeadError::BadRequestLine); // RFC 9112 §2.2
                 }
             }
-            // RFC 9112 §5.2 (obs-fold) and §2.2 (whitespace before the first field)
-            b' ' | b'\t' if i == line_start && request.is_some() => return Err(HeadError::ObsFold),
-            _ => {}
+            None => request = Some((parse_request_line(buf, line)?, line_start)),
+            Some((req, fields_start)) if line.is_empty() => {
+                return Ok(Some(Shape {
+                    line: req,
+                    fields_start,
+                    end: line_start,
+                }));
+            }
+            found => request = found,
         }
     }
     if buf.len() > limits.max_head_bytes {
@@ -934,6 +946,137 @@ fn ascii_str(bytes: &[u8]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-at-a-time scan that [`scan`] replaced: both must agree on every input.
+    #[allow(clippy::all)]
+    mod reference {
+        use super::super::*;
+
+        /// The original byte-at-a-time scan, kept as the reference for [`scan`]: scans `buf` in byte order up to `max_head_bytes`, checking line endings, obs-fold and the
+        /// request line as they arrive, until the empty line that ends the head.
+        pub(super) fn scan_bytewise(
+            buf: &[u8],
+            limits: &Limits,
+        ) -> Result<Option<Shape>, HeadError> {
+            let mut line_start = 0;
+            let mut empty_lines = 0;
+            let mut request: Option<(RequestLine, usize)> = None;
+            let mut after_cr = false;
+            for (i, &b) in buf.iter().enumerate().take(limits.max_head_bytes) {
+                if after_cr && b != b'\n' {
+                    return Err(HeadError::BareCarriageReturn); // RFC 9112 §2.2
+                }
+                let ends_line = after_cr;
+                after_cr = b == b'\r';
+                match b {
+                    b'\n' if !ends_line => return Err(HeadError::BareLineEnding), // RFC 9112 §2.2
+                    b'\n' => {
+                        let line = line_start..i.saturating_sub(1);
+                        line_start = i + 1;
+                        match request.take() {
+                            None if line.is_empty() => {
+                                empty_lines += 1;
+                                if empty_lines > MAX_LEADING_EMPTY_LINES {
+                                    return Err(HeadError::BadRequestLine); // RFC 9112 §2.2
+                                }
+                            }
+                            None => request = Some((parse_request_line(buf, line)?, i + 1)),
+                            Some((req, fields_start)) if line.is_empty() => {
+                                return Ok(Some(Shape {
+                                    line: req,
+                                    fields_start,
+                                    end: i + 1,
+                                }));
+                            }
+                            found => request = found,
+                        }
+                    }
+                    // RFC 9112 §5.2 (obs-fold) and §2.2 (whitespace before the first field)
+                    b' ' | b'\t' if i == line_start && request.is_some() => {
+                        return Err(HeadError::ObsFold)
+                    }
+                    _ => {}
+                }
+            }
+            if buf.len() > limits.max_head_bytes {
+                // RFC 9112 §3 (414 for a request-target too long to parse); RFC 6585 §5 (431)
+                return Err(match request {
+                    None => HeadError::UriTooLong,
+                    Some(_) => HeadError::HeadTooLarge,
+                });
+            }
+            Ok(None)
+        }
+    }
+
+    fn same_scan(input: &[u8], limits: &Limits) {
+        let fast = scan(input, limits).map(|s| s.map(|s| (s.fields_start, s.end)));
+        let slow =
+            reference::scan_bytewise(input, limits).map(|s| s.map(|s| (s.fields_start, s.end)));
+        assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(input));
+    }
+
+    #[test]
+    fn the_line_scan_agrees_with_the_byte_scan() {
+        let limits = Limits {
+            max_head_bytes: 48,
+            max_headers: 10,
+            max_body_bytes: 1 << 20,
+        };
+        let pieces: &[&[u8]] = &[
+            b"GET / HTTP/1.1",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"Host: a",
+            b" ",
+            b"\t",
+            b"x",
+            b"GET /a b HTTP/1.1",
+            b"HTTP/1.0",
+            b":",
+            b"\r\n\r\n",
+        ];
+        // Every sequence of up to 4 pieces, then random longer ones and random bytes, so that
+        // the limit, unfinished lines and every error meet in every order.
+        let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut frontier = inputs.clone();
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for input in &frontier {
+                for p in pieces {
+                    let mut longer = input.clone();
+                    longer.extend_from_slice(p);
+                    next.push(longer);
+                }
+            }
+            inputs.extend(next.iter().cloned());
+            frontier = next;
+        }
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n) as usize
+        };
+        for _ in 0..50_000 {
+            let mut input = Vec::new();
+            for _ in 0..random(9) {
+                input.extend_from_slice(pieces[random(pieces.len() as u64)]);
+            }
+            inputs.push(input);
+            let alphabet = b"GET /H1.\r\n\t:a";
+            inputs.push(
+                (0..random(70))
+                    .map(|_| alphabet[random(alphabet.len() as u64)])
+                    .collect(),
+            );
+        }
+        for input in &inputs {
+            same_scan(input, &limits);
+        }
+    }
 
     const LIMITS: Limits = Limits {
         max_head_bytes: 8192,

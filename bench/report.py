@@ -14,6 +14,7 @@ NAMES = {
     "cgigate-auto": "cgigate (auto)",
     "cgigate-buffer": "cgigate (buffer)",
     "cgigate-stream": "cgigate (stream)",
+    "cgigate-hello": "cgigate `handler = \"hello\"`",
     "cgigate-echo": "cgigate `handler = \"echo\"` (GET)",
     "cgigate-static": "cgigate `static_dir` (6-byte file)",
     "cgigate-plugin": "cgigate C plugin (examples/plugins/c/hello.c)",
@@ -256,12 +257,13 @@ def main():
         w("## (e) In-process: cgigate built-ins vs nginx `return 200`")
         w("")
         w(f"`wrk -t{wt} -c8` and `-c32`, {dur} s per run. nginx: `location = /ret {{ return 200 \"hello\\n\"; }}`. "
-          "cgigate has no bare `return`; its three smallest in-process answers are measured: "
-          "the `echo` built-in on GET (it describes the request back, ~150 bytes), a 6-byte "
-          "static file, and the C example plugin (`hello\\n`, run on a worker thread).")
+          "cgigate's counterpart is the `hello` built-in (`hello\\n`, the same bytes); its other "
+          "small in-process answers are measured beside it: the `echo` built-in on GET (it "
+          "describes the request back, ~150 bytes), a 6-byte static file, and the C example "
+          "plugin (`hello\\n`, run on a worker thread).")
         w("")
         w(rate_table(res, "e", ["c8", "c32"],
-                     ["nginx", "cgigate-echo", "cgigate-static", "cgigate-plugin"],
+                     ["nginx", "cgigate-hello", "cgigate-echo", "cgigate-static", "cgigate-plugin"],
                      ref="nginx", ref_label="this ÷ nginx", ratio_of_row=True)
           .replace(NAMES["nginx"], "nginx `return 200`"))
         w("")
@@ -341,7 +343,7 @@ def main():
     if res.has("e"):
         for c in ("c8", "c32"):
             ng = res.med("e", c, "nginx", "rps")
-            for s in ("cgigate-echo", "cgigate-static", "cgigate-plugin"):
+            for s in ("cgigate-hello", "cgigate-echo", "cgigate-static", "cgigate-plugin"):
                 mine = res.med("e", c, s, "rps")
                 if mine and ng:
                     T.append(f"| (e) {c}: {NAMES[s]} ÷ nginx `return 200` | ≥ 1.0× | {mine / ng:.2f}× | "

@@ -237,6 +237,10 @@ cgi_dir = "$CGI"
 output = "stream"
 
 [[route]]
+prefix = "/hello"
+handler = "hello"
+
+[[route]]
 prefix = "/echo"
 handler = "echo"
 
@@ -461,6 +465,7 @@ done
 for m in auto buffer stream; do
     for p in hello big slow; do check cgigate "/$m/$p" "$p"; done
 done
+check cgigate /hello ok
 check cgigate /echo ok
 check cgigate /static/hello.txt ok
 check cgigate /ext/hello ok
@@ -580,6 +585,7 @@ for round in $(seq "$ROUNDS"); do
     if has e; then
         for c in 8 32; do
             run_wrk "$round" e "c$c" nginx /ret "$c"
+            run_wrk "$round" e "c$c" cgigate-hello /hello "$c"
             run_wrk "$round" e "c$c" cgigate-echo /echo "$c"
             run_wrk "$round" e "c$c" cgigate-static /static/hello.txt "$c"
             run_wrk "$round" e "c$c" cgigate-plugin /ext/hello "$c"

@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import resource
 import shutil
 import signal
@@ -243,34 +242,6 @@ def snapshot(pid, tag):
     s = {"rss_kib": rss, "hwm_kib": hwm, "fds": fd_count(pid), "threads": threads(pid)}
     s.update(processes(pid, tag))
     return s
-
-
-def heap_probe(pid, log_path, trim):
-    """Ask glibc, through gdb, how much heap is in use (malloc_stats prints to the server's
-    stderr, which is the log file) and, if `trim`, to give free pages back (malloc_trim(0)).
-    This tells memory the server still holds apart from memory the allocator keeps."""
-    if not shutil.which("gdb"):
-        return {}
-    mark = os.path.getsize(log_path)
-    cmds = ["-ex", "call (void)malloc_stats()"]
-    if trim:
-        cmds += ["-ex", "call (int)malloc_trim(0)"]
-    try:
-        subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx"] + cmds,
-                       capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return {}
-    with open(log_path, "rb") as f:
-        f.seek(mark)
-        text = f.read().decode("utf-8", "replace")
-    m = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*(\d+)\s*"
-                  r"in use bytes\s*=\s*(\d+)", text)
-    if not m:
-        return {}
-    out = {"heap_system_kib": int(m.group(1)) // 1024, "heap_in_use_kib": int(m.group(2)) // 1024}
-    if trim:
-        out["rss_after_trim_kib"] = rss_kib(pid)[0]
-    return out
 
 
 def status_json(port):
@@ -846,7 +817,6 @@ def run_scenario(key, opts, root, tag, pids_file):
         poll(lambda: processes(pid, tag)["scripts"] == 0, 10)
         before = snapshot(pid, tag)
         before["fd_kinds"] = fd_kinds(pid)
-        before.update(heap_probe(pid, server.log_path, trim=False))
         result["before"] = before
         print(f"   before: {before}", flush=True)
 
@@ -940,7 +910,6 @@ def run_scenario(key, opts, root, tag, pids_file):
         after = snapshot(pid, tag)
         after["fd_kinds"] = fd_kinds(pid)
         after["status"] = status_json(port)
-        after.update(heap_probe(pid, server.log_path, trim=True))
         result["after"] = after
         result["settle_s"] = round(t_settle, 1)
         result["rss_settle_s"] = round(t_rss, 1)
@@ -1029,7 +998,6 @@ def scenario_table(r):
     b, p, a = r["before"], r["peak"], r["after"]
     rss_back, fds_back, clean, lat_ok = verdicts(r)
     base, dur = r["baseline"], r.get("during", {})
-    kib = lambda d, k: mib(d[k]) if k in d else "–"
     rows = [
         f"### {r['title']}",
         "",
@@ -1037,13 +1005,6 @@ def scenario_table(r):
         "| --- | --- | --- | --- | --- |",
         f"| server RSS | {mib(b['rss_kib'])} | {mib(p['rss_kib'])} | {mib(a['rss_kib'])} "
         f"(polled {r['rss_settle_s']} s) | ≤ {mib(r['rss_target_kib'])}: {yes(rss_back)} |",
-        f"| heap in use (glibc `malloc_stats`) | {kib(b, 'heap_in_use_kib')} | – | "
-        f"{kib(a, 'heap_in_use_kib')} | – |",
-        f"| heap held by glibc | {kib(b, 'heap_system_kib')} | – | "
-        f"{kib(a, 'heap_system_kib')} | – |",
-        f"| RSS after `malloc_trim(0)` | – | – | {kib(a, 'rss_after_trim_kib')} | "
-        f"≤ {mib(r['rss_target_kib'])}: "
-        f"{yes(a.get('rss_after_trim_kib', 1 << 40) <= r['rss_target_kib'])} |",
         f"| open descriptors | {b['fds']} | {p['fds']} | {a['fds']} "
         f"(polled {r['settle_s']} s) | ≤ {b['fds']}: {yes(fds_back)} |",
         f"| live scripts (tagged processes) | {b['scripts']} | {p['scripts']} | "
@@ -1125,27 +1086,25 @@ def render(results, facts, opts, notes):
         "- **Peak**: sampled every 0.5 s during the attack, plus the kernel's VmHWM.",
         f"- **After**: poll (≤ {SETTLE_LIMIT:.0f} s) until descriptors ≤ before, 0 scripts and "
         f"0 zombies; then poll (≤ {RSS_SETTLE_LIMIT:.0f} s) for RSS to be *back*: RSS ≤ before "
-        "+ max(2 MiB, 10 % of before). Then gdb asks glibc for `malloc_stats()` (heap in use "
-        "versus heap held) and calls `malloc_trim(0)`: RSS after that shows what the allocator "
-        "kept rather than what the server holds.",
+        "+ max(2 MiB, 10 % of before). (The server's allocator is jemalloc, which hands unused "
+        "pages back after its 10 s decay; no trimming is done from outside.)",
         "- Targets: descriptors back, 0 zombies, 0 scripts left, RSS back, hello p99 during ≤ "
         "2× baseline.",
         "",
         "## Summary",
         "",
-        "| scenario | RSS before → peak → after (after trim) | fds before → peak → after | "
+        "| scenario | RSS before → peak → after | fds before → peak → after | "
         "scripts / zombies after | hello p99 baseline → during | /status p99 baseline → during |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         b, p, a = r["before"], r["peak"], r["after"]
         rss_back, fds_back, clean, lat_ok = verdicts(r)
-        trim = a.get("rss_after_trim_kib")
         bl = lambda path, k="p99": r["baseline"].get(path, {}).get(k)
         dl = lambda path, k="p99": r.get("during", {}).get(path, {}).get(k)
         out.append(
             f"| {r['key']} | {mib(b['rss_kib'])} → {mib(p['rss_kib'])} → {mib(a['rss_kib'])} "
-            f"({mib(trim) if trim else '–'}) {yes(rss_back)} | {b['fds']} → {p['fds']} → "
+            f"{yes(rss_back)} | {b['fds']} → {p['fds']} → "
             f"{a['fds']} {yes(fds_back)} | {a['scripts']} / {a['zombies']} {yes(clean)} | "
             f"{ms(bl(LEGIT[0]))} → {ms(dl(LEGIT[0]))} {yes(lat_ok)} | "
             f"{ms(bl(LEGIT[1]))} → {ms(dl(LEGIT[1]))} |"

@@ -211,6 +211,18 @@ pub enum RequestBody {
     Stream,
 }
 
+/// Where CGI scripts are started from (`[cgi] spawn`, server-wide).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpawnMode {
+    /// From a small single-threaded helper process (docs/cgi.md): cheaper per spawn than a
+    /// large multi-threaded server with many descriptors.
+    #[default]
+    Helper,
+    /// From the server process itself.
+    Direct,
+}
+
 /// `[cgi]`, or one route's CGI settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CgiConfig {
@@ -226,6 +238,8 @@ pub struct CgiConfig {
     pub kill_grace: Duration,
     /// Spool or stream the request body.
     pub request_body: RequestBody,
+    /// Where scripts are started from (only `[cgi]` sets it).
+    pub spawn: SpawnMode,
     /// Spooled bytes held in memory before a temp file.
     pub spool_memory: usize,
     /// Export `HTTP_AUTHORIZATION`.
@@ -387,6 +401,7 @@ impl Default for CgiConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             kill_grace: DEFAULT_KILL_GRACE,
             request_body: RequestBody::Spool,
+            spawn: SpawnMode::Helper,
             spool_memory: DEFAULT_SPOOL_MEMORY,
             pass_auth: false,
             nph: true,

@@ -192,6 +192,7 @@ impl Builder<'_> {
         set!(t, c.idle_timeout, raw, &positive);
         set!(t, c.kill_grace, raw, &any);
         set!(t, c.request_body, raw, &any);
+        set!(t, c.spawn, raw, &any);
         set!(t, c.spool_memory, raw, &any);
         set!(t, c.pass_auth, raw, &any);
         set!(t, c.nph, raw, &any);

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::units::{DurationValue, EnvName, EnvValue, Extension, ListenAddr, Program, SizeValue};
-use super::{LogFormat, OutputMode, RequestBody};
+use super::{LogFormat, OutputMode, RequestBody, SpawnMode};
 
 /// A key that may be absent, with the position of its value when present.
 pub(crate) type Field<T> = Option<Spanned<T>>;
@@ -66,7 +66,8 @@ pub(crate) struct RawOutput {
     pub(crate) flush_after: Field<DurationValue>,
 }
 
-/// `[cgi]`, and the CGI settings taken from a route (where `max_children` stays `None`).
+/// `[cgi]`, and the CGI settings taken from a route (where `max_children` and `spawn` stay
+/// `None`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCgi {
@@ -76,6 +77,7 @@ pub(crate) struct RawCgi {
     pub(crate) idle_timeout: Field<DurationValue>,
     pub(crate) kill_grace: Field<DurationValue>,
     pub(crate) request_body: Field<RequestBody>,
+    pub(crate) spawn: Field<SpawnMode>,
     pub(crate) spool_memory: Field<SizeValue>,
     pub(crate) pass_auth: Field<bool>,
     pub(crate) nph: Field<bool>,
@@ -152,6 +154,7 @@ impl RawRoute {
             idle_timeout: self.idle_timeout,
             kill_grace: self.kill_grace,
             request_body: self.request_body,
+            spawn: None,
             spool_memory: self.spool_memory,
             pass_auth: self.pass_auth,
             nph: self.nph,

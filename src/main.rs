@@ -24,6 +24,14 @@ use cgigate::stats::Stats;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    // The CGI spawn helper is this binary re-executed (src/cgi/spawner.rs): nothing else of
+    // the server may run in it — no runtime, no logging threads, no argument parsing.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(cgigate::cgi::spawner::HELPER_ARG))
+    {
+        let code = cgigate::cgi::spawner::helper_main();
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     // Before any thread exists: descriptors inherited from the launcher never reach a script.
     cgigate::cgi::process::close_inherited_on_exec();
     cgigate::cgi::process::raise_fd_limit();

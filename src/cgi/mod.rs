@@ -9,6 +9,7 @@ pub mod header;
 pub mod output;
 pub mod process;
 pub mod script;
+pub mod spawner;
 pub mod spool;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,325 @@
+//! The spawn helper's messages, encoded by hand: one `SOCK_SEQPACKET` datagram each, so a
+//! message is never split or merged and needs no outer length. Integers are little-endian;
+//! byte strings are a u32 length and the bytes. Decoding checks every length against what
+//! is left and never panics: a malformed message is an error, nothing more.
+
+use std::fmt;
+
+/// Largest spawn request (program, argv, folder and environment). `max_head_bytes` may be
+/// up to 1 MiB and most of a head ends up in the environment; what does not fit is spawned
+/// directly by the server instead.
+pub const MAX_REQUEST: usize = 2 * 1024 * 1024;
+/// Largest reply: a tag, a u64 and an i32.
+pub const MAX_REPLY: usize = 16;
+
+const TAG_SPAWNED: u8 = 1;
+const TAG_FAILED: u8 = 2;
+const TAG_EXITED: u8 = 3;
+
+/// Start a program; the datagram carries exactly three descriptors: stdin, stdout, stderr.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Echoed in the reply.
+    pub id: u64,
+    /// The program (a path, or a bare name looked up in the new environment's PATH).
+    pub program: Vec<u8>,
+    /// argv\[1..].
+    pub args: Vec<Vec<u8>>,
+    /// The working directory.
+    pub dir: Vec<u8>,
+    /// The whole environment.
+    pub env: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What the helper says back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Request `id` runs as `pid` (also its process group).
+    Spawned {
+        /// The request.
+        id: u64,
+        /// The child.
+        pid: i32,
+    },
+    /// Request `id` could not be started: the errno.
+    Failed {
+        /// The request.
+        id: u64,
+        /// `raw_os_error` of the spawn.
+        errno: i32,
+    },
+    /// A child the helper started was reaped; `status` is the raw wait status.
+    Exited {
+        /// The child.
+        pid: i32,
+        /// As `waitpid` reports it (`ExitStatusExt::from_raw` rebuilds it).
+        status: i32,
+    },
+}
+
+/// A message that does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("malformed spawn helper message")
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+impl Request {
+    /// The datagram.
+    pub fn encode(&self) -> Vec<u8> {
+        let env_len: usize = self.env.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        let args_len: usize = self.args.iter().map(|a| a.len() + 4).sum();
+        let mut out =
+            Vec::with_capacity(24 + self.program.len() + self.dir.len() + args_len + env_len);
+        out.extend_from_slice(&self.id.to_le_bytes());
+        put_bytes(&mut out, &self.program);
+        put_count(&mut out, self.args.len());
+        for a in &self.args {
+            put_bytes(&mut out, a);
+        }
+        put_bytes(&mut out, &self.dir);
+        put_count(&mut out, self.env.len());
+        for (k, v) in &self.env {
+            put_bytes(&mut out, k);
+            put_bytes(&mut out, v);
+        }
+        out
+    }
+
+    /// The request in `buf`, which must hold exactly one.
+    pub fn decode(buf: &[u8]) -> Result<Request, Malformed> {
+        let mut r = Reader(buf);
+        let id = r.u64()?;
+        let program = r.bytes()?.to_vec();
+        let args = (0..r.count()?)
+            .map(|_| r.bytes().map(<[u8]>::to_vec))
+            .collect::<Result<_, _>>()?;
+        let dir = r.bytes()?.to_vec();
+        let env = (0..r.count()?)
+            .map(|_| Ok((r.bytes()?.to_vec(), r.bytes()?.to_vec())))
+            .collect::<Result<_, _>>()?;
+        r.end()?;
+        Ok(Request {
+            id,
+            program,
+            args,
+            dir,
+            env,
+        })
+    }
+
+    /// The id of a request that may not decode as a whole, so it can still be answered.
+    pub fn peek_id(buf: &[u8]) -> Option<u64> {
+        Reader(buf).u64().ok()
+    }
+}
+
+impl Reply {
+    /// The datagram.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(MAX_REPLY);
+        match *self {
+            Reply::Spawned { id, pid } => {
+                out.push(TAG_SPAWNED);
+                out.extend_from_slice(&id.to_le_bytes());
+                out.extend_from_slice(&pid.to_le_bytes());
+            }
+            Reply::Failed { id, errno } => {
+                out.push(TAG_FAILED);
+                out.extend_from_slice(&id.to_le_bytes());
+                out.extend_from_slice(&errno.to_le_bytes());
+            }
+            Reply::Exited { pid, status } => {
+                out.push(TAG_EXITED);
+                out.extend_from_slice(&pid.to_le_bytes());
+                out.extend_from_slice(&status.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// The reply in `buf`, which must hold exactly one.
+    pub fn decode(buf: &[u8]) -> Result<Reply, Malformed> {
+        let (&tag, rest) = buf.split_first().ok_or(Malformed)?;
+        let mut r = Reader(rest);
+        let reply = match tag {
+            TAG_SPAWNED => Reply::Spawned {
+                id: r.u64()?,
+                pid: r.i32()?,
+            },
+            TAG_FAILED => Reply::Failed {
+                id: r.u64()?,
+                errno: r.i32()?,
+            },
+            TAG_EXITED => Reply::Exited {
+                pid: r.i32()?,
+                status: r.i32()?,
+            },
+            _ => return Err(Malformed),
+        };
+        r.end()?;
+        Ok(reply)
+    }
+}
+
+fn put_count(out: &mut Vec<u8>, n: usize) {
+    // Every length is bounded by MAX_REQUEST long before u32 overflows; saturate anyway so
+    // an absurd input fails to decode instead of wrapping.
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_count(out, b.len());
+    out.extend_from_slice(b);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        if self.0.len() < n {
+            return Err(Malformed);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Malformed> {
+        self.take(N)?.try_into().map_err(|_| Malformed)
+    }
+
+    fn u64(&mut self) -> Result<u64, Malformed> {
+        self.array().map(u64::from_le_bytes)
+    }
+
+    fn i32(&mut self) -> Result<i32, Malformed> {
+        self.array().map(i32::from_le_bytes)
+    }
+
+    /// A count of items that follow; each takes at least 4 bytes, so a count larger than
+    /// what is left cannot be honest (and must not size an allocation).
+    fn count(&mut self) -> Result<usize, Malformed> {
+        let n = usize::try_from(u32::from_le_bytes(self.array()?)).map_err(|_| Malformed)?;
+        if n > self.0.len() / 4 {
+            return Err(Malformed);
+        }
+        Ok(n)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
+        let n = usize::try_from(u32::from_le_bytes(self.array()?)).map_err(|_| Malformed)?;
+        self.take(n)
+    }
+
+    fn end(&self) -> Result<(), Malformed> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Malformed)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Request {
+        Request {
+            id: 0x0102_0304_0506_0708,
+            program: b"/usr/bin/python3".to_vec(),
+            args: vec![b"/srv/cgi/x.py".to_vec(), Vec::new()],
+            dir: b"/srv/cgi".to_vec(),
+            env: vec![
+                (b"PATH".to_vec(), b"/usr/bin:/bin".to_vec()),
+                (b"QUERY_STRING".to_vec(), b"a=\xff\x00b".to_vec()),
+                (b"EMPTY".to_vec(), Vec::new()),
+            ],
+        }
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let r = sample();
+        assert_eq!(Request::decode(&r.encode()), Ok(r.clone()));
+        assert_eq!(Request::peek_id(&r.encode()), Some(r.id));
+        let empty = Request {
+            id: 0,
+            program: Vec::new(),
+            args: Vec::new(),
+            dir: Vec::new(),
+            env: Vec::new(),
+        };
+        assert_eq!(Request::decode(&empty.encode()), Ok(empty));
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        for r in [
+            Reply::Spawned { id: 7, pid: 4242 },
+            Reply::Failed {
+                id: u64::MAX,
+                errno: 2,
+            },
+            Reply::Exited {
+                pid: i32::MAX,
+                status: 0x0f00,
+            },
+            Reply::Exited { pid: 1, status: -1 },
+        ] {
+            let bytes = r.encode();
+            assert!(bytes.len() <= MAX_REPLY);
+            assert_eq!(Reply::decode(&bytes), Ok(r));
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_an_error() {
+        let bytes = sample().encode();
+        for n in 0..bytes.len() {
+            assert_eq!(Request::decode(&bytes[..n]), Err(Malformed), "cut at {n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(Request::decode(&longer), Err(Malformed));
+        let reply = Reply::Spawned { id: 1, pid: 2 }.encode();
+        for n in 0..reply.len() {
+            assert_eq!(Reply::decode(&reply[..n]), Err(Malformed), "cut at {n}");
+        }
+        assert_eq!(Reply::decode(&[9, 0, 0, 0, 0, 0, 0, 0, 0]), Err(Malformed));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        // Huge counts and lengths, and a cheap pseudo-random walk over byte patterns.
+        let mut huge = 1u64.to_le_bytes().to_vec();
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(Request::decode(&huge), Err(Malformed));
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..200usize {
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    (seed & 0xff) as u8
+                })
+                .collect();
+            let _ = Request::decode(&buf);
+            let _ = Reply::decode(&buf);
+        }
+        // Flipping any single byte of a good request either decodes or errs, never panics.
+        let bytes = sample().encode();
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0xff;
+            let _ = Request::decode(&b);
+        }
+    }
+}

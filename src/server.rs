@@ -16,8 +16,9 @@ use tracing::{debug, info, warn};
 
 use crate::access_log::AccessLog;
 use crate::cgi::process::Registry;
+use crate::cgi::spawner::Spawner;
 use crate::cgi::{CgiHandler, CgiShared};
-use crate::config::{Config, RouteKind};
+use crate::config::{Config, RouteKind, SpawnMode};
 use crate::handler::{ConnInfo, Handler};
 use crate::handlers::{Echo, Hello, StaticDir, Status, Ticker};
 use crate::plugin::{Plugin, PluginHandler};
@@ -72,6 +73,9 @@ pub enum ServerError {
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The CGI spawn helper cannot be started.
+    #[error("cannot start the CGI spawn helper: {0}")]
+    Spawner(#[source] std::io::Error),
     /// The access log file cannot be opened.
     #[error("cannot open access log: {0}")]
     AccessLog(#[source] std::io::Error),
@@ -90,6 +94,8 @@ pub struct Built {
     pub router: Arc<Router>,
     /// Running CGI process groups.
     pub cgi: Arc<Registry>,
+    /// What the CGI routes share; [`Server::bind`] gives it the spawn helper.
+    pub cgi_shared: Arc<CgiShared>,
     /// Loaded plugins, terminated at shutdown.
     pub plugins: Vec<Arc<Plugin>>,
 }
@@ -106,6 +112,8 @@ pub fn build_router(config: &Config, stats: &Arc<Stats>) -> Result<Built, Server
         registry: Arc::new(Registry::default()),
         dispatcher: Arc::new(Dispatcher::default()),
         max_head_bytes: config.server.max_head_bytes,
+        spawn: config.cgi.spawn,
+        spawner: std::sync::OnceLock::new(),
     });
     let mut entries = Vec::with_capacity(config.routes.len());
     let mut plugins: Vec<(PathBuf, String, Arc<Plugin>)> = Vec::new();
@@ -152,6 +160,7 @@ pub fn build_router(config: &Config, stats: &Arc<Stats>) -> Result<Built, Server
     Ok(Built {
         router,
         cgi: cgi.registry.clone(),
+        cgi_shared: cgi,
         plugins: plugins.into_iter().map(|(_, _, p)| p).collect(),
     })
 }
@@ -204,8 +213,20 @@ impl Server {
         let Built {
             router,
             cgi,
+            cgi_shared,
             plugins,
         } = build_router(&config, &stats)?;
+        let has_cgi = config
+            .routes
+            .iter()
+            .any(|r| matches!(r.kind, RouteKind::CgiDir(_) | RouteKind::CgiScript(_)));
+        if has_cgi && config.cgi.spawn == SpawnMode::Helper {
+            // Started here, on the main thread, before any connection: the helper's
+            // parent-death signal is tied to the thread that spawns it.
+            let spawner = Spawner::start().map_err(ServerError::Spawner)?;
+            debug!(pid = spawner.helper_pid(), "CGI spawn helper running");
+            let _ = cgi_shared.spawner.set(Arc::new(spawner));
+        }
         let (access, log_task) = AccessLog::start(&config.log.access, config.log.format)
             .await
             .map_err(ServerError::AccessLog)?;

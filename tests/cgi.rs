@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{alive, get, Framing, Server};
+use crate::support::{alive, children_of, get, Framing, Server};
 
 /// Scripts every CGI test server has, written into `cgi/`.
 const SCRIPTS: &[(&str, &str)] = &[
@@ -211,7 +211,15 @@ fn the_child_holds_no_descriptor_of_the_server() {
     if !crate::support::require("cc", "gcc") {
         return;
     }
-    let srv = cgi_server();
+    // Through the spawn helper (the default) and from the server itself.
+    for cgi in ["", "spawn = \"direct\""] {
+        let srv = start("", cgi, "");
+        assert_eq!(srv.helper().is_some(), cgi.is_empty(), "{cgi:?}");
+        only_0_1_and_2(&srv);
+    }
+}
+
+fn only_0_1_and_2(srv: &Server) {
     let src = srv.dir.path().join("fds.c");
     std::fs::write(
         &src,
@@ -777,4 +785,142 @@ fn nothing_leaks_after_timeouts_disconnects_and_503s() {
     srv.wait_until("descriptors back to the baseline", || {
         srv.open_fds() <= fds_before
     });
+}
+
+// ---- the spawn helper (docs/cgi.md) ----
+
+/// The parent of a process.
+fn ppid(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The same requests, whichever way scripts are started.
+fn a_few_requests(srv: &Server) {
+    assert_eq!(srv.get("/cgi-bin/hello").text(), "hello\n");
+    assert_eq!(srv.get("/cgi-bin/script.py").text(), "python ran me\n");
+    let mut c = srv.connect();
+    c.send(b"POST /cgi-bin/cat HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nabcde");
+    assert_eq!(c.response().text(), "5\n");
+    let env = env_of(&srv.get("/cgi-bin/printenv/p?q=1").text());
+    assert_eq!(env.get("PATH_INFO").map(String::as_str), Some("/p"));
+    assert_eq!(env.get("QUERY_STRING").map(String::as_str), Some("q=1"));
+    assert_eq!(srv.get("/cgi-bin/bad-status").status, 502);
+}
+
+#[test]
+fn scripts_run_from_the_helper_by_default_and_from_the_server_with_spawn_direct() {
+    let helper = cgi_server();
+    let helper_pid = helper.helper().expect("a spawn helper runs by default");
+    a_few_requests(&helper);
+    let mut c = helper.connect();
+    c.send(&get("/cgi-bin/sleep"));
+    let pid = script_pid(&helper);
+    assert_eq!(ppid(pid), helper_pid, "the helper started the script");
+    drop(c);
+    wait_gone(&helper, pid);
+
+    let direct = start("", "spawn = \"direct\"", "");
+    assert_eq!(direct.helper(), None, "no helper with spawn = \"direct\"");
+    a_few_requests(&direct);
+    let mut c = direct.connect();
+    c.send(&get("/cgi-bin/sleep"));
+    let pid = script_pid(&direct);
+    assert_eq!(ppid(pid), direct.pid(), "the server started the script");
+    drop(c);
+    wait_gone(&direct, pid);
+}
+
+#[test]
+fn a_large_environment_runs_through_either_spawner() {
+    // 900 kB of headers in one environment (each value under the kernel's 128 kB limit per
+    // string). Past the socket's send buffer the helper is bypassed; either way it runs.
+    for cgi in ["", "spawn = \"direct\""] {
+        let srv = start("max_head_bytes = 1048576", cgi, "");
+        let big = "b".repeat(100_000);
+        let fields: String = (0..9).map(|i| format!("X-Big-{i}: {big}\r\n")).collect();
+        let mut c = srv.connect();
+        c.send(
+            format!(
+                "GET /cgi-bin/printenv HTTP/1.1\r\nHost: t\r\n{fields}Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let r = c.response();
+        assert_eq!(r.status, 200, "{cgi:?}");
+        let env = env_of(&r.text());
+        for i in 0..9 {
+            let name = format!("HTTP_X_BIG_{i}");
+            assert_eq!(
+                env.get(&name).map(String::len),
+                Some(100_000),
+                "{cgi:?} {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_dead_helper_fails_cgi_requests_and_the_server_serves_on() {
+    let srv = cgi_server();
+    assert_eq!(srv.get("/cgi-bin/hello").status, 200);
+    let helper = srv.helper().expect("helper");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &helper.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    srv.wait_until("the helper is gone and reaped", || {
+        !children_of(srv.pid()).iter().any(|&(p, _)| p == helper)
+    });
+    for _ in 0..3 {
+        assert_eq!(srv.get("/cgi-bin/hello").status, 500);
+    }
+    assert_eq!(srv.get("/status").status, 200);
+    srv.wait_until("the log says why", || {
+        srv.log_text().contains("CGI spawn helper is gone")
+    });
+}
+
+#[test]
+fn no_zombies_or_leftovers_after_a_burst_and_after_shutdown() {
+    let mut srv = start("", "max_children = 16", "");
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = srv.addr.clone();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    let mut c = crate::support::Client::connect(&addr);
+                    c.send(&get("/cgi-bin/hello"));
+                    assert_eq!(c.response().status, 200);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let helper = srv.helper().expect("helper");
+    srv.wait_until("every script is gone and reaped", || {
+        srv.children().is_empty()
+    });
+    srv.terminate();
+    assert!(srv.wait().success());
+    srv.wait_until("the helper ends with the server", || !alive(helper));
+}
+
+#[test]
+fn the_helper_ends_when_the_server_is_killed() {
+    let mut srv = cgi_server();
+    let helper = srv.helper().expect("helper");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &srv.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    srv.wait();
+    srv.wait_until("the helper ends with the server", || !alive(helper));
 }

@@ -2,7 +2,8 @@
 //! routes. The protocol parts are pure and live apart from process management, as in
 //! lighttpd: [`script`] maps the URL to a program, [`env`] builds the meta-variables,
 //! [`header`] parses the script's header block; [`process`] spawns, stops and reaps,
-//! [`spool`] collects request bodies, [`output`] pumps stdout and stderr.
+//! [`spool`] collects request bodies, [`output`] pumps stdout and stderr; [`spawner`] is the
+//! small helper process scripts are started from by default.
 
 pub mod env;
 pub mod header;
@@ -13,8 +14,7 @@ pub mod spawner;
 pub mod spool;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -22,14 +22,14 @@ use tokio::sync::Semaphore;
 use tokio::time::{sleep_until, timeout, Instant};
 use tracing::{debug, warn};
 
-use crate::config::{CgiConfig, RequestBody};
+use crate::config::{CgiConfig, RequestBody, SpawnMode};
 use crate::handler::{Body, BoxFuture, Handler, HandlerError, Mount, Request};
 use crate::handlers::plain;
 use crate::http::head::{self, Limits, RequestHead};
 use crate::response::Response;
 use crate::router::Dispatcher;
 use output::{Ended, Failure};
-use process::{Pipes, Process, Registry};
+use process::{Input, Pipes, Process, Registry};
 use script::{Refusal, Script};
 use spool::Spooled;
 
@@ -46,6 +46,11 @@ pub struct CgiShared {
     pub dispatcher: Arc<Dispatcher>,
     /// `[server] max_head_bytes`: also the limit for a script's header block.
     pub max_head_bytes: usize,
+    /// `[cgi] spawn`: where scripts are started from.
+    pub spawn: SpawnMode,
+    /// The spawn helper, started with the server when `spawn` is `helper` (a config check
+    /// builds routes without one).
+    pub spawner: OnceLock<Arc<spawner::Spawner>>,
 }
 
 enum Target {
@@ -143,10 +148,20 @@ impl CgiHandler {
         };
         let environment = self.environment(req, &script, content_length);
         let (stdin, memory_body) = match spooled {
-            Some(Spooled::File(file, _)) => (Stdio::from(file), None),
-            Some(Spooled::Memory(pieces, _)) => (Stdio::piped(), Some(pieces)),
-            None if req.body.is_present() => (Stdio::piped(), None),
-            None => (Stdio::null(), None),
+            Some(Spooled::File(file, _)) => (Input::File(file), None),
+            Some(Spooled::Memory(pieces, _)) => (Input::Pipe, Some(pieces)),
+            None if req.body.is_present() => (Input::Pipe, None),
+            None => (Input::Null, None),
+        };
+        let spawner = match self.shared.spawn {
+            SpawnMode::Direct => None,
+            SpawnMode::Helper => match self.shared.spawner.get() {
+                Some(s) => Some(s),
+                None => {
+                    warn!("the CGI spawn helper was not started");
+                    return Err(HandlerError::Status(500));
+                }
+            },
         };
         let spawned = Process::spawn(
             &script,
@@ -155,6 +170,7 @@ impl CgiHandler {
             self.cfg.kill_grace,
             self.shared.registry.clone(),
             permit,
+            spawner,
         )
         .await;
         let (process, pipes) = match spawned {
@@ -395,7 +411,7 @@ struct Feed {
 impl Feed {
     /// Write the body to stdin and close it at the end (git http-backend reads to EOF). A
     /// script that exits without reading makes the writes fail; that is not an error.
-    async fn run(self, stdin: Option<tokio::process::ChildStdin>, body: &mut Body) {
+    async fn run(self, stdin: Option<tokio::net::unix::pipe::Sender>, body: &mut Body) {
         let Some(mut stdin) = stdin else {
             return;
         };

@@ -10,23 +10,29 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::signal::killpg;
 pub use nix::sys::signal::Signal;
-use nix::unistd::Pid;
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use nix::unistd::{pipe2, Pid};
+use tokio::net::unix::pipe;
+use tokio::process::Command;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::script::Script;
+use super::spawner::{Spawned, Spawner};
 
 /// How often a group that outlived its leader is checked while it is given time to exit.
 const GROUP_POLL: Duration = Duration::from_millis(10);
-/// Scripts being started at once, each on a blocking thread.
+/// Scripts being started at once from the server itself, each on a blocking thread.
 const SPAWNS_AT_ONCE: usize = 8;
 
-/// Starting a process blocks the calling thread until the child has exec'd (vfork), which
+/// Direct mode only (the helper needs neither: its send does not block). Starting a
+/// process blocks the calling thread until the child has exec'd (vfork), which
 /// under a burst of CGI requests on a busy machine takes milliseconds each. On a runtime
 /// worker that stalls every connection the worker serves — 500 uploads arriving together
 /// froze even the in-process status page for a second (bench/soak, scenario b) — so spawns
@@ -81,14 +87,104 @@ impl Registry {
     }
 }
 
-/// The pipes to a running script.
+/// What a script reads on stdin.
+pub enum Input {
+    /// Nothing: `/dev/null`.
+    Null,
+    /// A spooled body in a file, positioned at its start.
+    File(std::fs::File),
+    /// A pipe the server writes the body into ([`Pipes::stdin`]).
+    Pipe,
+}
+
+/// The pipes to a running script: the server's ends, non-blocking, the same whichever way
+/// the script was started.
 pub struct Pipes {
     /// Its stdin, when the body is fed through a pipe.
-    pub stdin: Option<ChildStdin>,
+    pub stdin: Option<pipe::Sender>,
     /// Its stdout: the CGI response.
-    pub stdout: ChildStdout,
+    pub stdout: pipe::Receiver,
     /// Its stderr: log lines.
-    pub stderr: ChildStderr,
+    pub stderr: pipe::Receiver,
+}
+
+/// The script's ends of its stdio, closed in the server once it has started.
+struct ChildEnds {
+    /// `None`: `/dev/null`.
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+/// Pipes made by the server (close-on-exec; the child gets its ends as 0, 1 and 2).
+fn make_pipes(input: Input) -> std::io::Result<(ChildEnds, Pipes)> {
+    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)?;
+    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC)?;
+    let (stdin, sender) = match input {
+        Input::Null => (None, None),
+        Input::File(file) => (Some(OwnedFd::from(file)), None),
+        Input::Pipe => {
+            let (in_r, in_w) = pipe2(OFlag::O_CLOEXEC)?;
+            (Some(in_r), Some(pipe::Sender::from_owned_fd(in_w)?))
+        }
+    };
+    let pipes = Pipes {
+        stdin: sender,
+        stdout: pipe::Receiver::from_owned_fd(out_r)?,
+        stderr: pipe::Receiver::from_owned_fd(err_r)?,
+    };
+    let ends = ChildEnds {
+        stdin,
+        stdout: out_w,
+        stderr: err_w,
+    };
+    Ok((ends, pipes))
+}
+
+/// Why the helper did not start a script.
+enum Refused {
+    /// The request does not fit in one message: what a direct spawn needs, handed back.
+    TooLarge(ChildEnds, Arc<Registry>, OwnedSemaphorePermit),
+    /// It failed.
+    Failed(std::io::Error),
+}
+
+/// The running script as its starter sees it.
+enum Child {
+    /// Spawned by the server; tokio reaps it.
+    Direct(tokio::process::Child),
+    /// Spawned by the helper, which reaps it and reports the status; `None` once reported
+    /// (or once the helper is known to be gone).
+    Helper(Option<oneshot::Receiver<ExitStatus>>),
+}
+
+impl Child {
+    /// Wait until it is reaped. Cancel-safe.
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            Child::Direct(child) => child.wait().await,
+            Child::Helper(exit) => {
+                let Some(rx) = exit.as_mut() else {
+                    return Err(std::io::Error::other("exit status already taken or lost"));
+                };
+                let status = rx.await;
+                *exit = None;
+                status.map_err(|_| std::io::Error::other("the CGI spawn helper is gone"))
+            }
+        }
+    }
+
+    /// Its status if it has been reaped already.
+    fn try_wait(&mut self) -> Option<ExitStatus> {
+        match self {
+            Child::Direct(child) => child.try_wait().ok().flatten(),
+            Child::Helper(exit) => {
+                let status = exit.as_mut()?.try_recv().ok()?;
+                *exit = None;
+                Some(status)
+            }
+        }
+    }
 }
 
 /// A running script. Dropping it without [`Process::stop`] stops it in the background.
@@ -102,28 +198,103 @@ pub struct Process {
 }
 
 impl Process {
-    /// Start `script` with exactly `env`, in its own process group, in the script's folder.
-    /// The program is exec'd directly, never through a shell (SPEC §5.1). Every descriptor
-    /// the server opens is close-on-exec, so the child holds only 0, 1 and 2.
+    /// Start `script` with exactly `env`, in its own process group, in the script's folder:
+    /// through `spawner` if given ([`SpawnMode::Helper`](crate::config::SpawnMode)), else
+    /// from this process. The program is exec'd directly, never through a shell (SPEC
+    /// §5.1). Every descriptor the server opens is close-on-exec, so the child holds only
+    /// 0, 1 and 2.
     ///
-    /// The fork/exec runs on a blocking thread (see [`SPAWNING`]). Cancelling this future
-    /// never leaves a script behind: the [`Process`] is built on that thread, and if nobody
-    /// is waiting for it any more, dropping it stops the script.
+    /// Cancelling this future never leaves a script behind: the [`Process`] is built by a
+    /// task (or blocking thread) of its own, and if nobody is waiting for it any more,
+    /// dropping it stops the script.
     pub async fn spawn(
         script: &Script,
         env: &[(String, Vec<u8>)],
-        stdin: Stdio,
+        input: Input,
         grace: Duration,
         registry: Arc<Registry>,
         permit: OwnedSemaphorePermit,
+        spawner: Option<&Arc<Spawner>>,
     ) -> std::io::Result<(Process, Pipes)> {
+        let (ends, pipes) = make_pipes(input)?;
+        let Some(spawner) = spawner else {
+            return Process::spawn_direct(script, env, ends, grace, registry, permit)
+                .await
+                .map(|p| (p, pipes));
+        };
+        let request = match spawner.prepare(&script.program, &script.args, &script.dir, env) {
+            Ok(r) => r,
+            Err(e) if e.raw_os_error() == Some(Errno::EMSGSIZE as i32) => {
+                debug!("environment too large for the spawn helper; spawning directly");
+                return Process::spawn_direct(script, env, ends, grace, registry, permit)
+                    .await
+                    .map(|p| (p, pipes));
+            }
+            Err(e) => return Err(e),
+        };
+        let spawner = spawner.clone();
+        // A task of its own, so that a cancelled request still gets its Process (and drops
+        // it, stopping the script) once the helper has answered.
+        let task = tokio::spawn(async move {
+            let stdin = ends
+                .stdin
+                .as_ref()
+                .map_or_else(|| spawner.dev_null(), AsFd::as_fd);
+            let spawned = spawner
+                .spawn(request, [stdin, ends.stdout.as_fd(), ends.stderr.as_fd()])
+                .await;
+            let Spawned { pid, exit } = match spawned {
+                Ok(s) => s,
+                // More than the socket's buffer takes in one message: the caller spawns it
+                // directly, with the same pipes.
+                Err(e) if e.raw_os_error() == Some(Errno::EMSGSIZE as i32) => {
+                    return Err(Refused::TooLarge(ends, registry, permit));
+                }
+                Err(e) => return Err(Refused::Failed(e)),
+            };
+            // Our copies of the child's ends must close, or its output never reaches EOF.
+            drop(ends);
+            registry.insert(pid);
+            Ok(Process {
+                child: Some(Child::Helper(Some(exit))),
+                pgid: pid,
+                grace,
+                registry,
+                permit: Some(permit),
+                exited: None,
+            })
+        });
+        let started = task
+            .await
+            .map_err(|e| std::io::Error::other(format!("spawn task failed: {e}")))?;
+        match started {
+            Ok(process) => Ok((process, pipes)),
+            Err(Refused::Failed(e)) => Err(e),
+            Err(Refused::TooLarge(ends, registry, permit)) => {
+                debug!("spawn request too large for the helper's socket; spawning directly");
+                Process::spawn_direct(script, env, ends, grace, registry, permit)
+                    .await
+                    .map(|p| (p, pipes))
+            }
+        }
+    }
+
+    /// Spawn from this process, on a blocking thread (see [`SPAWNING`]).
+    async fn spawn_direct(
+        script: &Script,
+        env: &[(String, Vec<u8>)],
+        ends: ChildEnds,
+        grace: Duration,
+        registry: Arc<Registry>,
+        permit: OwnedSemaphorePermit,
+    ) -> std::io::Result<Process> {
         let mut cmd = Command::new(&script.program);
         cmd.args(&script.args)
             .current_dir(&script.dir)
             .env_clear()
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdin(ends.stdin.map_or_else(Stdio::null, Stdio::from))
+            .stdout(Stdio::from(ends.stdout))
+            .stderr(Stdio::from(ends.stderr))
             // Its own group, so timeouts and disconnects stop everything it started. No
             // pre_exec closure: std can then use posix_spawn (vfork) for speed.
             .process_group(0);
@@ -135,6 +306,7 @@ impl Process {
             .await
             .map_err(|_| std::io::Error::other("spawning closed"))?;
         tokio::task::spawn_blocking(move || {
+            // The Command (holding the child's ends) is dropped when this returns.
             let started = Process::start(cmd, grace, registry, permit);
             drop(slot);
             started
@@ -143,39 +315,27 @@ impl Process {
         .map_err(|e| std::io::Error::other(format!("spawn task failed: {e}")))?
     }
 
-    /// The blocking part of [`Process::spawn`].
+    /// The blocking part of [`Process::spawn_direct`].
     fn start(
         mut cmd: Command,
         grace: Duration,
         registry: Arc<Registry>,
         permit: OwnedSemaphorePermit,
-    ) -> std::io::Result<(Process, Pipes)> {
-        let mut child = cmd.spawn()?;
+    ) -> std::io::Result<Process> {
+        let child = cmd.spawn()?;
         let pgid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .ok_or_else(|| std::io::Error::other("spawned child has no pid"))?;
         registry.insert(pgid);
-        let (stdin, stdout, stderr) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take());
-        // Built before anything else can fail, so that an error still stops the script.
-        let process = Process {
-            child: Some(child),
+        Ok(Process {
+            child: Some(Child::Direct(child)),
             pgid,
             grace,
             registry,
             permit: Some(permit),
             exited: None,
-        };
-        let (Some(stdout), Some(stderr)) = (stdout, stderr) else {
-            return Err(std::io::Error::other("child pipes missing"));
-        };
-        let pipes = Pipes {
-            stdin,
-            stdout,
-            stderr,
-        };
-        Ok((process, pipes))
+        })
     }
 
     /// The process group id (the script's pid).
@@ -233,6 +393,9 @@ impl Drop for Process {
     }
 }
 
+/// Group SIGTERM, up to `grace`, group SIGKILL; returns once the leader is reaped (by
+/// tokio, or by the helper: its Exited message arrived) — or, if the helper died, once the
+/// group has been killed, as nothing is left to wait for.
 async fn stop_group(
     child: Option<Child>,
     exited: Option<ExitStatus>,
@@ -240,17 +403,19 @@ async fn stop_group(
     grace: Duration,
 ) -> Option<ExitStatus> {
     let mut child = child?;
-    let mut status = exited.or_else(|| child.try_wait().ok().flatten());
+    let mut status = exited.or_else(|| child.try_wait());
     if status.is_some() && !group_alive(pgid) {
         return status;
     }
     signal_group(pgid, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
+    let mut waitable = true;
     if status.is_none() {
-        status = tokio::time::timeout_at(deadline, child.wait())
-            .await
-            .ok()
-            .and_then(Result::ok);
+        match tokio::time::timeout_at(deadline, child.wait()).await {
+            Ok(Ok(s)) => status = Some(s),
+            Ok(Err(_)) => waitable = false,
+            Err(_) => {}
+        }
     }
     while group_alive(pgid) && Instant::now() < deadline {
         tokio::time::sleep(GROUP_POLL).await;
@@ -259,7 +424,7 @@ async fn stop_group(
         debug!(pgid, "process group outlived kill_grace; SIGKILL");
         signal_group(pgid, Signal::SIGKILL);
     }
-    if status.is_none() {
+    if status.is_none() && waitable {
         status = child.wait().await.ok();
     }
     status
@@ -357,10 +522,11 @@ mod tests {
             let spawn = Process::spawn(
                 &script,
                 &env,
-                Stdio::null(),
+                Input::Null,
                 Duration::from_millis(100),
                 registry.clone(),
                 permit,
+                None,
             );
             // Cancelled while the fork/exec is under way on a blocking thread.
             let _ = tokio::time::timeout(Duration::from_micros(1), spawn).await;
@@ -383,10 +549,11 @@ mod tests {
         let (mut process, _pipes) = Process::spawn(
             &script,
             &[],
-            Stdio::null(),
+            Input::Null,
             Duration::from_millis(100),
             registry.clone(),
             permit,
+            None,
         )
         .await
         .expect("spawned");

@@ -167,29 +167,26 @@ impl Server {
         v["open_connections"].as_u64().expect("open_connections")
     }
 
-    /// Processes whose parent is the server: (pid, state letter), e.g. (123, 'Z') for a zombie.
+    /// The scripts the server started, directly or through its spawn helper: (pid, state
+    /// letter), e.g. (123, 'Z') for a zombie. The helper itself is not one of them.
     pub fn children(&self) -> Vec<(u32, char)> {
-        let me = self.pid();
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
-            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.trim()) else {
-                continue;
-            };
-            let mut fields = rest.split_whitespace();
-            let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
-            let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            if ppid == me {
-                found.push((pid, state));
-            }
+        let helper = self.helper();
+        let mut found: Vec<_> = children_of(self.pid())
+            .into_iter()
+            .filter(|&(pid, _)| Some(pid) != helper)
+            .collect();
+        if let Some(helper) = helper {
+            found.extend(children_of(helper));
         }
         found
+    }
+
+    /// The CGI spawn helper, if the server has one running.
+    pub fn helper(&self) -> Option<u32> {
+        children_of(self.pid())
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .find(|&pid| is_helper(pid))
     }
 
     /// Open descriptors of the server process.
@@ -636,4 +633,35 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panic".to_string())
+}
+
+/// Processes whose parent is `parent`: (pid, state letter).
+pub fn children_of(parent: u32) -> Vec<(u32, char)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.trim()) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == parent {
+            found.push((pid, state));
+        }
+    }
+    found
+}
+
+/// Whether `pid` is a cgigate spawn helper (its argv\[1] is the hidden helper argument).
+pub fn is_helper(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.split(|&b| b == 0).nth(1) == Some(b"__cgigate-spawner".as_slice()))
+        .unwrap_or(false)
 }

@@ -215,9 +215,12 @@ pub enum RequestBody {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpawnMode {
+    /// From the server while it holds few connections, from the helper once it holds many
+    /// (docs/cgi.md: each is the cheaper one there).
+    #[default]
+    Auto,
     /// From a small single-threaded helper process (docs/cgi.md): cheaper per spawn than a
     /// large multi-threaded server with many descriptors.
-    #[default]
     Helper,
     /// From the server process itself.
     Direct,
@@ -401,7 +404,7 @@ impl Default for CgiConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             kill_grace: DEFAULT_KILL_GRACE,
             request_body: RequestBody::Spool,
-            spawn: SpawnMode::Helper,
+            spawn: SpawnMode::Auto,
             spool_memory: DEFAULT_SPOOL_MEMORY,
             pass_auth: false,
             nph: true,

@@ -114,6 +114,7 @@ pub fn build_router(config: &Config, stats: &Arc<Stats>) -> Result<Built, Server
         max_head_bytes: config.server.max_head_bytes,
         spawn: config.cgi.spawn,
         spawner: std::sync::OnceLock::new(),
+        stats: stats.clone(),
     });
     let mut entries = Vec::with_capacity(config.routes.len());
     let mut plugins: Vec<(PathBuf, String, Arc<Plugin>)> = Vec::new();
@@ -220,7 +221,7 @@ impl Server {
             .routes
             .iter()
             .any(|r| matches!(r.kind, RouteKind::CgiDir(_) | RouteKind::CgiScript(_)));
-        if has_cgi && config.cgi.spawn == SpawnMode::Helper {
+        if has_cgi && config.cgi.spawn != SpawnMode::Direct {
             // Started here, on the main thread, before any connection: the helper's
             // parent-death signal is tied to the thread that spawns it.
             let spawner = Spawner::start().map_err(ServerError::Spawner)?;

@@ -53,6 +53,11 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// Connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
     /// A connection was accepted; the guard counts it open until dropped.
     pub fn open_connection(self: &std::sync::Arc<Self>) -> ConnectionGuard {
         self.accepted.fetch_add(1, Ordering::Relaxed);

@@ -139,9 +139,14 @@ fn start(server: &str, cgi: &str, route: &str) -> Server {
     Server::start_with(&config(server, cgi, route), prepare)
 }
 
+/// Scripts start from the spawn helper here (the default, `auto`, uses it only once the
+/// server holds many connections), so most CGI tests go through it; the tests that run with
+/// the defaults (and tests/legacy.rs) cover the server's own spawning.
 fn cgi_server() -> Server {
-    start("", "", "")
+    start("", HELPER, "")
 }
+
+const HELPER: &str = "spawn = \"helper\"";
 
 /// The NAME=value lines of a printenv response.
 fn env_of(text: &str) -> std::collections::BTreeMap<String, String> {
@@ -211,10 +216,10 @@ fn the_child_holds_no_descriptor_of_the_server() {
     if !crate::support::require("cc", "gcc") {
         return;
     }
-    // Through the spawn helper (the default) and from the server itself.
-    for cgi in ["", "spawn = \"direct\""] {
+    // Through the spawn helper, from the server itself, and with the default (auto).
+    for (cgi, helper) in [(HELPER, true), ("spawn = \"direct\"", false), ("", true)] {
         let srv = start("", cgi, "");
-        assert_eq!(srv.helper().is_some(), cgi.is_empty(), "{cgi:?}");
+        assert_eq!(srv.helper().is_some(), helper, "{cgi:?}");
         only_0_1_and_2(&srv);
     }
 }
@@ -812,9 +817,9 @@ fn a_few_requests(srv: &Server) {
 }
 
 #[test]
-fn scripts_run_from_the_helper_by_default_and_from_the_server_with_spawn_direct() {
+fn scripts_run_from_the_helper_or_the_server_as_spawn_says() {
     let helper = cgi_server();
-    let helper_pid = helper.helper().expect("a spawn helper runs by default");
+    let helper_pid = helper.helper().expect("a spawn helper runs");
     a_few_requests(&helper);
     let mut c = helper.connect();
     c.send(&get("/cgi-bin/sleep"));
@@ -832,13 +837,28 @@ fn scripts_run_from_the_helper_by_default_and_from_the_server_with_spawn_direct(
     assert_eq!(ppid(pid), direct.pid(), "the server started the script");
     drop(c);
     wait_gone(&direct, pid);
+
+    // auto: the helper is there, but with a few connections the server spawns itself.
+    let auto = start("", "", "");
+    assert!(auto.helper().is_some(), "auto starts the helper");
+    a_few_requests(&auto);
+    let mut c = auto.connect();
+    c.send(&get("/cgi-bin/sleep"));
+    let pid = script_pid(&auto);
+    assert_eq!(
+        ppid(pid),
+        auto.pid(),
+        "few connections: the server started the script"
+    );
+    drop(c);
+    wait_gone(&auto, pid);
 }
 
 #[test]
 fn a_large_environment_runs_through_either_spawner() {
     // 900 kB of headers in one environment (each value under the kernel's 128 kB limit per
     // string). Past the socket's send buffer the helper is bypassed; either way it runs.
-    for cgi in ["", "spawn = \"direct\""] {
+    for cgi in [HELPER, "spawn = \"direct\""] {
         let srv = start("max_head_bytes = 1048576", cgi, "");
         let big = "b".repeat(100_000);
         let fields: String = (0..9).map(|i| format!("X-Big-{i}: {big}\r\n")).collect();
@@ -887,7 +907,7 @@ fn a_dead_helper_fails_cgi_requests_and_the_server_serves_on() {
 
 #[test]
 fn no_zombies_or_leftovers_after_a_burst_and_after_shutdown() {
-    let mut srv = start("", "max_children = 16", "");
+    let mut srv = start("", "max_children = 16\nspawn = \"helper\"", "");
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let addr = srv.addr.clone();

@@ -28,6 +28,7 @@ use crate::handlers::plain;
 use crate::http::head::{self, Limits, RequestHead};
 use crate::response::Response;
 use crate::router::Dispatcher;
+use crate::stats::Stats;
 use output::{Ended, Failure};
 use process::{Input, Pipes, Process, Registry};
 use script::{Refusal, Script};
@@ -51,6 +52,23 @@ pub struct CgiShared {
     /// The spawn helper, started with the server when `spawn` is `helper` (a config check
     /// builds routes without one).
     pub spawner: OnceLock<Arc<spawner::Spawner>>,
+    /// The server's counters: `spawn = "auto"` looks at the open connections.
+    pub stats: Arc<Stats>,
+}
+
+/// `spawn = "auto"` starts scripts from the helper once the server holds this many
+/// connections. Below it the server's own spawn is cheaper (the helper's extra hop costs
+/// about 8-12 %); above it the server's descriptor table makes every spawn dearer (10 % at
+/// 1,000 descriptors, 70 % at 10,000 in bench/spawn.c, 3.2x end to end; docs/cgi.md).
+pub const AUTO_HELPER_CONNECTIONS: u64 = 1000;
+
+/// Whether a script starts from the helper, given the mode and the connections open now.
+pub fn use_helper(mode: SpawnMode, open_connections: u64) -> bool {
+    match mode {
+        SpawnMode::Direct => false,
+        SpawnMode::Helper => true,
+        SpawnMode::Auto => open_connections >= AUTO_HELPER_CONNECTIONS,
+    }
 }
 
 enum Target {
@@ -153,15 +171,17 @@ impl CgiHandler {
             None if req.body.is_present() => (Input::Pipe, None),
             None => (Input::Null, None),
         };
-        let spawner = match self.shared.spawn {
-            SpawnMode::Direct => None,
-            SpawnMode::Helper => match self.shared.spawner.get() {
+        let helper = use_helper(self.shared.spawn, self.shared.stats.open_connections());
+        let spawner = if !helper {
+            None
+        } else {
+            match self.shared.spawner.get() {
                 Some(s) => Some(s),
                 None => {
                     warn!("the CGI spawn helper was not started");
                     return Err(HandlerError::Status(500));
                 }
-            },
+            }
         };
         let spawned = Process::spawn(
             &script,
@@ -440,5 +460,20 @@ async fn sleep_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_moves_to_the_helper_at_the_threshold() {
+        let at = AUTO_HELPER_CONNECTIONS;
+        assert!(!use_helper(SpawnMode::Auto, 0));
+        assert!(!use_helper(SpawnMode::Auto, at - 1));
+        assert!(use_helper(SpawnMode::Auto, at));
+        assert!(use_helper(SpawnMode::Helper, 0));
+        assert!(!use_helper(SpawnMode::Direct, at * 10));
     }
 }

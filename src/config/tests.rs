@@ -228,7 +228,7 @@ fn shipped_defaults_are_the_spec_values() {
         (c.request_body, c.spool_memory, c.pass_auth, c.nph),
         (RequestBody::Spool, 1024 * 1024, false, true)
     );
-    assert_eq!(c.spawn, SpawnMode::Helper);
+    assert_eq!(c.spawn, SpawnMode::Auto);
     assert_eq!(c.pass_env, ["PATH", "LANG", "LC_ALL", "TZ"]);
     assert!(c.env.is_empty());
     assert_eq!(
@@ -693,10 +693,13 @@ fn cgi_section() {
                 interpreters = { \".rb\" = \"ruby\", \".lua\" = \"bin/lua\", \".tcl\" = \"/usr/bin/tclsh\" }\n";
     let cgi = ok(text).cgi;
     assert_eq!(cgi.max_children, 8);
-    assert_eq!(
-        ok("[cgi]\nspawn = \"direct\"\n").cgi.spawn,
-        SpawnMode::Direct
-    );
+    for (value, mode) in [
+        ("auto", SpawnMode::Auto),
+        ("helper", SpawnMode::Helper),
+        ("direct", SpawnMode::Direct),
+    ] {
+        assert_eq!(ok(&format!("[cgi]\nspawn = \"{value}\"\n")).cgi.spawn, mode);
+    }
     assert_eq!(cgi.request_body, RequestBody::Stream);
     assert!(cgi.pass_auth);
     assert!(!cgi.nph);
@@ -769,7 +772,7 @@ fn cgi_section_errors() {
         2,
         9,
         "cgi.spawn",
-        "unknown value \"fork\" (expected helper or direct)",
+        "unknown value \"fork\" (expected one of auto, helper, direct)",
     );
 }
 

@@ -56,18 +56,24 @@ pub struct CgiShared {
     pub stats: Arc<Stats>,
 }
 
-/// `spawn = "auto"` starts scripts from the helper once the server holds this many
-/// connections. Below it the server's own spawn is cheaper (the helper's extra hop costs
+/// `spawn = "auto"` starts scripts from the helper once the server holds about this many
+/// descriptors. Below it the server's own spawn is cheaper (the helper's extra hop costs
 /// about 8-12 %); above it the server's descriptor table makes every spawn dearer (10 % at
 /// 1,000 descriptors, 70 % at 10,000 in bench/spawn.c, 3.2x end to end; docs/cgi.md).
-pub const AUTO_HELPER_CONNECTIONS: u64 = 1000;
+pub const AUTO_HELPER_DESCRIPTORS: u64 = 1000;
 
-/// Whether a script starts from the helper, given the mode and the connections open now.
-pub fn use_helper(mode: SpawnMode, open_connections: u64) -> bool {
+/// Whether a script starts from the helper, given the mode, the connections open and the
+/// scripts running now. The server's descriptors are estimated, not counted (counting
+/// /proc/self/fd at every spawn would cost more than it saves): one per connection, three
+/// pipes per running script.
+pub fn use_helper(mode: SpawnMode, open_connections: u64, running_scripts: u64) -> bool {
     match mode {
         SpawnMode::Direct => false,
         SpawnMode::Helper => true,
-        SpawnMode::Auto => open_connections >= AUTO_HELPER_CONNECTIONS,
+        SpawnMode::Auto => {
+            open_connections.saturating_add(running_scripts.saturating_mul(3))
+                >= AUTO_HELPER_DESCRIPTORS
+        }
     }
 }
 
@@ -171,7 +177,11 @@ impl CgiHandler {
             None if req.body.is_present() => (Input::Pipe, None),
             None => (Input::Null, None),
         };
-        let helper = use_helper(self.shared.spawn, self.shared.stats.open_connections());
+        let helper = use_helper(
+            self.shared.spawn,
+            self.shared.stats.open_connections(),
+            self.shared.registry.len() as u64,
+        );
         let spawner = if !helper {
             None
         } else {
@@ -469,11 +479,15 @@ mod tests {
 
     #[test]
     fn auto_moves_to_the_helper_at_the_threshold() {
-        let at = AUTO_HELPER_CONNECTIONS;
-        assert!(!use_helper(SpawnMode::Auto, 0));
-        assert!(!use_helper(SpawnMode::Auto, at - 1));
-        assert!(use_helper(SpawnMode::Auto, at));
-        assert!(use_helper(SpawnMode::Helper, 0));
-        assert!(!use_helper(SpawnMode::Direct, at * 10));
+        let at = AUTO_HELPER_DESCRIPTORS;
+        assert!(!use_helper(SpawnMode::Auto, 0, 0));
+        assert!(!use_helper(SpawnMode::Auto, at - 1, 0));
+        assert!(use_helper(SpawnMode::Auto, at, 0));
+        // 500 uploads, each feeding a script: 500 sockets and 1,500 pipes.
+        assert!(use_helper(SpawnMode::Auto, 500, 500));
+        assert!(!use_helper(SpawnMode::Auto, 8, 8));
+        assert!(use_helper(SpawnMode::Auto, u64::MAX, u64::MAX));
+        assert!(use_helper(SpawnMode::Helper, 0, 0));
+        assert!(!use_helper(SpawnMode::Direct, at * 10, at));
     }
 }

@@ -60,6 +60,19 @@ impl Registry {
             .remove(&pgid);
     }
 
+    /// How many scripts are running.
+    pub fn len(&self) -> usize {
+        self.groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether no script is running.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Process groups still registered.
     pub fn live(&self) -> Vec<i32> {
         let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);

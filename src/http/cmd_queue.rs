@@ -198,8 +198,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_full_queue_makes_the_producer_wait_until_the_consumer_takes_one() {
+    /// A full queue (0, 1, …) and a producer task waiting to send 99. The test runtime has
+    /// one thread: the producer has run up to its wait when this returns.
+    async fn full_with_a_waiting_producer(
+    ) -> (Arc<CmdQueue>, tokio::task::JoinHandle<Result<(), Closed>>) {
         let q = Arc::new(CmdQueue::default());
         for i in 0..CAPACITY as u8 {
             q.send(data(i)).await.unwrap();
@@ -209,6 +211,12 @@ mod tests {
             tokio::spawn(async move { q.send(data(99)).await })
         };
         tokio::task::yield_now().await;
+        (q, producer)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_the_producer_wait_until_the_consumer_takes_one() {
+        let (q, producer) = full_with_a_waiting_producer().await;
         assert!(!producer.is_finished());
         assert_eq!(byte(q.recv().await), 0);
         producer.await.unwrap().unwrap();
@@ -233,15 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn sending_to_a_closed_consumer_fails_and_wakes_a_waiting_producer() {
-        let q = Arc::new(CmdQueue::default());
-        for i in 0..CAPACITY as u8 {
-            q.send(data(i)).await.unwrap();
-        }
-        let producer = {
-            let q = q.clone();
-            tokio::spawn(async move { q.send(data(99)).await })
-        };
-        tokio::task::yield_now().await;
+        let (q, producer) = full_with_a_waiting_producer().await;
         q.close_consumer();
         assert_eq!(producer.await.unwrap(), Err(Closed));
         assert_eq!(q.send(Cmd::End).await, Err(Closed));

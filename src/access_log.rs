@@ -88,6 +88,11 @@ impl AccessLog {
         ))
     }
 
+    /// Whether lines are written at all (when not, the caller can skip the clock reads).
+    pub fn is_on(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Record one request.
     pub async fn log(&self, entry: Entry<'_>) {
         let Some(tx) = &self.tx else {

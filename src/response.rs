@@ -130,8 +130,7 @@ impl Response {
         if self.head_sent || !is_token(name) || !is_field_value(&value) {
             return false;
         }
-        let lower = name.to_ascii_lowercase();
-        if lower == "content-length" {
+        if name.eq_ignore_ascii_case("content-length") {
             return match std::str::from_utf8(&value)
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -143,7 +142,10 @@ impl Response {
                 None => false,
             };
         }
-        if !SERVER_OWNED.contains(&lower.as_str()) {
+        if !SERVER_OWNED
+            .iter()
+            .any(|owned| name.eq_ignore_ascii_case(owned))
+        {
             self.headers.push((name.to_string(), value));
         }
         true

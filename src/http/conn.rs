@@ -207,7 +207,14 @@ where
     /// Run one request/response exchange.
     async fn exchange(&mut self, head: RequestHead, keep_alive: bool) -> Outcome {
         let started = Instant::now();
-        let wall = SystemTime::now();
+        // Clock reads are a measurable share of a small exchange: the log's own times are
+        // taken only when there is a log.
+        let logging = self.shared.access.is_on();
+        let wall = if logging {
+            SystemTime::now()
+        } else {
+            SystemTime::UNIX_EPOCH
+        };
         let route = self.shared.router.route(head.path());
         let path = route.path;
         let entry = route.entry;
@@ -262,8 +269,8 @@ where
             ended: false,
             decode_blocked: self.rbuf.is_empty(),
             drained: 0,
-            body_progress: Instant::now(),
-            write_progress: Instant::now(),
+            body_progress: started,
+            write_progress: started,
             first_write: None,
             outcome: None,
             shutdown_seen: self.is_shutting_down(),
@@ -281,7 +288,8 @@ where
                 if poll_once(fut.as_mut()).await.is_ready() {
                     st.handler_done = true;
                 }
-                let now = Instant::now();
+                // Microseconds after `started`: close enough for auto mode's flush timer.
+                let now = started;
                 while !st.ended && self.out.len() < OUT_HIGH_WATER {
                     let Some(cmd) = xs.cmds.try_recv() else {
                         break;
@@ -302,7 +310,7 @@ where
                     match written {
                         Poll::Ready(Ok(n)) if n > 0 => {
                             self.out.advance(n);
-                            st.first_write = Some(Instant::now());
+                            st.first_write = logging.then(Instant::now);
                         }
                         Poll::Ready(_) => {
                             debug!("client gone while writing");
@@ -470,6 +478,9 @@ where
         self.shared
             .stats
             .count_response(framer.framing(), framer.status() != 0);
+        if !logging {
+            return outcome;
+        }
         self.shared
             .access
             .log(Entry {
@@ -654,14 +665,13 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
 /// Whether `buf` holds a possible end of a head ("\n\r\n" or "\n\n", the latter so that a
 /// bare-LF head is refused at once); `scanned` remembers how far earlier calls looked.
 fn may_end_head(buf: &[u8], scanned: &mut usize) -> bool {
-    let start = scanned.saturating_sub(2);
-    let found = buf[start.min(buf.len())..]
-        .windows(2)
-        .enumerate()
-        .any(|(i, w)| {
-            w[0] == b'\n'
-                && (w[1] == b'\n' || (w[1] == b'\r' && buf.get(start + i + 2) == Some(&b'\n')))
-        });
+    let start = scanned.saturating_sub(2).min(buf.len());
+    let tail = buf.get(start..).unwrap_or_default();
+    let found = memchr::memchr_iter(b'\n', tail).any(|i| match buf.get(start + i + 1) {
+        Some(b'\n') => true,
+        Some(b'\r') => buf.get(start + i + 2) == Some(&b'\n'),
+        _ => false,
+    });
     *scanned = buf.len();
     found
 }

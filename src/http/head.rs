@@ -400,20 +400,16 @@ fn scan(buf: &[u8], limits: &Limits) -> Result<Option<Shape>, HeadError> {
             // RFC 9112 §5.2 (obs-fold) and §2.2 (whitespace before the first field)
             return Err(HeadError::ObsFold);
         }
-        let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
+        let Some(lf) = memchr::memchr(b'\n', rest) else {
             // An unfinished line: a CR followed by anything is bare; one at the very end may
             // still get its LF.
-            if rest
-                .iter()
-                .position(|&b| b == b'\r')
-                .is_some_and(|cr| cr + 1 < rest.len())
-            {
+            if memchr::memchr(b'\r', rest).is_some_and(|cr| cr + 1 < rest.len()) {
                 return Err(HeadError::BareCarriageReturn); // RFC 9112 §2.2
             }
             break;
         };
         // RFC 9112 §2.2: a line ends in CRLF; a CR anywhere else is bare.
-        match rest.iter().position(|&b| b == b'\r') {
+        match memchr::memchr(b'\r', rest.get(..lf).unwrap_or_default()) {
             Some(cr) if cr + 1 < lf => return Err(HeadError::BareCarriageReturn),
             Some(cr) if cr + 1 == lf => {}
             _ => return Err(HeadError::BareLineEnding),

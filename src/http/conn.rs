@@ -716,10 +716,16 @@ async fn read_lean<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::
     .await
 }
 
+/// One vectored write of what is queued. The slice array lives on the stack for one poll
+/// only: kept across the wait it would put 1 KiB into every exchange's future, which is
+/// copied into its box once per request.
 async fn write_out<W: AsyncWrite + Unpin>(w: &mut W, out: &mut OutQueue) -> std::io::Result<usize> {
-    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-    let n = out.slices(&mut slices);
-    w.write_vectored(slices.get(..n).unwrap_or_default()).await
+    std::future::poll_fn(|cx| {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let n = out.slices(&mut slices);
+        Pin::new(&mut *w).poll_write_vectored(cx, slices.get(..n).unwrap_or_default())
+    })
+    .await
 }
 
 async fn reserve(tx: Option<mpsc::Sender<BodyMsg>>) -> mpsc::OwnedPermit<BodyMsg> {

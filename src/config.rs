@@ -215,7 +215,7 @@ pub enum RequestBody {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SpawnMode {
-    /// From the server while it holds few connections, from the helper once it holds many
+    /// From the server while it holds few descriptors, from the helper once it holds many
     /// (docs/cgi.md: each is the cheaper one there).
     #[default]
     Auto,

@@ -3,7 +3,7 @@
 //! lighttpd: [`script`] maps the URL to a program, [`env`] builds the meta-variables,
 //! [`header`] parses the script's header block; [`process`] spawns, stops and reaps,
 //! [`spool`] collects request bodies, [`output`] pumps stdout and stderr; [`spawner`] is the
-//! small helper process scripts are started from by default.
+//! small helper process scripts are started from once the server holds many descriptors.
 
 pub mod env;
 pub mod header;
@@ -49,10 +49,10 @@ pub struct CgiShared {
     pub max_head_bytes: usize,
     /// `[cgi] spawn`: where scripts are started from.
     pub spawn: SpawnMode,
-    /// The spawn helper, started with the server when `spawn` is `helper` (a config check
+    /// The spawn helper, started with the server unless `spawn` is `direct` (a config check
     /// builds routes without one).
     pub spawner: OnceLock<Arc<spawner::Spawner>>,
-    /// The server's counters: `spawn = "auto"` looks at the open connections.
+    /// The server's counters: `spawn = "auto"` counts the open connections.
     pub stats: Arc<Stats>,
 }
 
@@ -182,15 +182,12 @@ impl CgiHandler {
             self.shared.stats.open_connections(),
             self.shared.registry.len() as u64,
         );
-        let spawner = if !helper {
-            None
-        } else {
-            match self.shared.spawner.get() {
-                Some(s) => Some(s),
-                None => {
-                    warn!("the CGI spawn helper was not started");
-                    return Err(HandlerError::Status(500));
-                }
+        let spawner = match (helper, self.shared.spawner.get()) {
+            (false, _) => None,
+            (true, Some(s)) => Some(s),
+            (true, None) => {
+                warn!("the CGI spawn helper was not started");
+                return Err(HandlerError::Status(500));
             }
         };
         let spawned = Process::spawn(

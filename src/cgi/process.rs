@@ -230,24 +230,46 @@ impl Process {
         spawner: Option<&Arc<Spawner>>,
     ) -> std::io::Result<(Process, Pipes)> {
         let (ends, pipes) = make_pipes(input)?;
-        let Some(spawner) = spawner else {
-            return Process::spawn_direct(script, env, ends, grace, registry, permit)
-                .await
-                .map(|p| (p, pipes));
+        let (ends, registry, permit) = match spawner {
+            None => (ends, registry, permit),
+            Some(spawner) => {
+                match Process::spawn_helper(spawner, script, env, ends, grace, registry, permit)
+                    .await
+                {
+                    Ok(process) => return Ok((process, pipes)),
+                    Err(Refused::Failed(e)) => return Err(e),
+                    // More than one message to the helper carries: the same pipes, directly.
+                    Err(Refused::TooLarge(ends, registry, permit)) => {
+                        debug!("spawn request too large for the helper; spawning directly");
+                        (ends, registry, permit)
+                    }
+                }
+            }
         };
+        Process::spawn_direct(script, env, ends, grace, registry, permit)
+            .await
+            .map(|p| (p, pipes))
+    }
+
+    /// Have the helper start the script. The wait for its answer runs in a task of its own,
+    /// so that a cancelled request still gets its Process (and drops it, stopping the
+    /// script) once the helper has answered.
+    async fn spawn_helper(
+        spawner: &Arc<Spawner>,
+        script: &Script,
+        env: &[(String, Vec<u8>)],
+        ends: ChildEnds,
+        grace: Duration,
+        registry: Arc<Registry>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Process, Refused> {
+        let too_large = |e: &std::io::Error| e.raw_os_error() == Some(Errno::EMSGSIZE as i32);
         let request = match spawner.prepare(&script.program, &script.args, &script.dir, env) {
             Ok(r) => r,
-            Err(e) if e.raw_os_error() == Some(Errno::EMSGSIZE as i32) => {
-                debug!("environment too large for the spawn helper; spawning directly");
-                return Process::spawn_direct(script, env, ends, grace, registry, permit)
-                    .await
-                    .map(|p| (p, pipes));
-            }
-            Err(e) => return Err(e),
+            Err(e) if too_large(&e) => return Err(Refused::TooLarge(ends, registry, permit)),
+            Err(e) => return Err(Refused::Failed(e)),
         };
         let spawner = spawner.clone();
-        // A task of its own, so that a cancelled request still gets its Process (and drops
-        // it, stopping the script) once the helper has answered.
         let task = tokio::spawn(async move {
             let stdin = ends
                 .stdin
@@ -258,11 +280,7 @@ impl Process {
                 .await;
             let Spawned { pid, exit } = match spawned {
                 Ok(s) => s,
-                // More than the socket's buffer takes in one message: the caller spawns it
-                // directly, with the same pipes.
-                Err(e) if e.raw_os_error() == Some(Errno::EMSGSIZE as i32) => {
-                    return Err(Refused::TooLarge(ends, registry, permit));
-                }
+                Err(e) if too_large(&e) => return Err(Refused::TooLarge(ends, registry, permit)),
                 Err(e) => return Err(Refused::Failed(e)),
             };
             // Our copies of the child's ends must close, or its output never reaches EOF.
@@ -277,19 +295,9 @@ impl Process {
                 exited: None,
             })
         });
-        let started = task
-            .await
-            .map_err(|e| std::io::Error::other(format!("spawn task failed: {e}")))?;
-        match started {
-            Ok(process) => Ok((process, pipes)),
-            Err(Refused::Failed(e)) => Err(e),
-            Err(Refused::TooLarge(ends, registry, permit)) => {
-                debug!("spawn request too large for the helper's socket; spawning directly");
-                Process::spawn_direct(script, env, ends, grace, registry, permit)
-                    .await
-                    .map(|p| (p, pipes))
-            }
-        }
+        task.await.map_err(|e| {
+            Refused::Failed(std::io::Error::other(format!("spawn task failed: {e}")))
+        })?
     }
 
     /// Spawn from this process, on a blocking thread (see [`SPAWNING`]).
@@ -548,6 +556,45 @@ mod tests {
         assert!(last.is_ok(), "the last script was stopped");
         assert!(registry.live().is_empty());
         assert_eq!(marked(mark.as_bytes()), 0, "no script left running");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_direct_spawn_waits_while_every_slot_is_taken() {
+        let registry = Arc::new(Registry::default());
+        let script = Script {
+            program: PathBuf::from("/bin/true"),
+            args: Vec::new(),
+            ..sleeper()
+        };
+        let spawn = || {
+            let permit = Arc::new(Semaphore::new(1))
+                .try_acquire_owned()
+                .expect("a fresh permit");
+            let grace = Duration::from_millis(100);
+            Process::spawn(
+                &script,
+                &[],
+                Input::Null,
+                grace,
+                registry.clone(),
+                permit,
+                None,
+            )
+        };
+        let held = SPAWNING
+            .acquire_many(SPAWNS_AT_ONCE as u32)
+            .await
+            .expect("semaphore open");
+        let waited = tokio::time::timeout(Duration::from_millis(100), spawn()).await;
+        assert!(
+            waited.is_err(),
+            "all {SPAWNS_AT_ONCE} slots taken: the spawn waits"
+        );
+        drop(held);
+        let (mut process, _pipes) = spawn().await.expect("spawned once a slot is free");
+        assert!(process.wait().await.expect("reaped").success());
+        process.stop().await;
+        assert!(registry.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

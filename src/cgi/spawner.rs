@@ -41,7 +41,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, error};
 
 pub use helper::helper_main;
-use wire::{Reply, Request, MAX_REPLY, MAX_REQUEST};
+use wire::{Reply, MAX_REPLY, MAX_REQUEST};
 
 /// The hidden first argument that makes the cgigate binary run as the helper.
 pub const HELPER_ARG: &str = "__cgigate-spawner";
@@ -153,9 +153,9 @@ impl Spawner {
         self.dev_null.as_fd()
     }
 
-    /// Encode a spawn request. Fails with `EMSGSIZE` if it is too large for one message
-    /// (the caller may spawn directly instead). Synchronous, so the request can be moved into
-    /// a task without copying the environment twice.
+    /// Encode a spawn request, straight from the caller's environment. Fails with
+    /// `EMSGSIZE` if it is too large for one message (the caller may spawn directly
+    /// instead). Synchronous, so only the encoded bytes move into the spawning task.
     pub fn prepare(
         &self,
         program: &Path,
@@ -165,20 +165,13 @@ impl Spawner {
     ) -> io::Result<Prepared> {
         use std::os::unix::ffi::OsStrExt;
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
-        let bytes = Request {
+        let bytes = wire::encode_request(
             id,
-            program: program.as_os_str().as_bytes().to_vec(),
-            args: args
-                .iter()
-                .map(|a| a.as_os_str().as_bytes().to_vec())
-                .collect(),
-            dir: dir.as_os_str().as_bytes().to_vec(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
-                .collect(),
-        }
-        .encode();
+            program.as_os_str().as_bytes(),
+            args.iter().map(|a| a.as_os_str().as_bytes()),
+            dir.as_os_str().as_bytes(),
+            env.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())),
+        );
         if bytes.len() > MAX_REQUEST {
             return Err(Errno::EMSGSIZE.into());
         }

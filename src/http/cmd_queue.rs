@@ -80,18 +80,10 @@ impl CmdQueue {
 
     /// The next command; `Ready(None)` once the producer is gone and the queue is empty.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Cmd>> {
-        let mut q = self.lock();
-        match pop(&mut q) {
-            Some(cmd) => {
-                let producer = q.producer.take();
-                drop(q);
-                if let Some(w) = producer {
-                    w.wake();
-                }
-                Poll::Ready(Some(cmd))
-            }
-            None if q.producer_closed => Poll::Ready(None),
-            None => {
+        match take(self.lock()) {
+            Ok(cmd) => Poll::Ready(Some(cmd)),
+            Err(q) if q.producer_closed => Poll::Ready(None),
+            Err(mut q) => {
                 set_waker(&mut q.consumer, cx);
                 Poll::Pending
             }
@@ -100,14 +92,7 @@ impl CmdQueue {
 
     /// The next command if one is queued.
     pub fn try_recv(&self) -> Option<Cmd> {
-        let mut q = self.lock();
-        let cmd = pop(&mut q)?;
-        let producer = q.producer.take();
-        drop(q);
-        if let Some(w) = producer {
-            w.wake();
-        }
-        Some(cmd)
+        take(self.lock()).ok()
     }
 
     /// Wait for the next command (see [`CmdQueue::poll_recv`]).
@@ -137,6 +122,19 @@ impl CmdQueue {
             w.wake();
         }
     }
+}
+
+/// The oldest command, waking a producer that waits for room; the lock back if empty.
+fn take(mut q: MutexGuard<'_, Inner>) -> Result<Cmd, MutexGuard<'_, Inner>> {
+    let Some(cmd) = pop(&mut q) else {
+        return Err(q);
+    };
+    let producer = q.producer.take();
+    drop(q);
+    if let Some(w) = producer {
+        w.wake();
+    }
+    Ok(cmd)
 }
 
 fn pop(q: &mut Inner) -> Option<Cmd> {

@@ -290,19 +290,14 @@ where
                 }
                 // Microseconds after `started`: close enough for auto mode's flush timer.
                 let now = started;
-                while !st.ended && self.out.len() < OUT_HIGH_WATER {
-                    let Some(cmd) = xs.cmds.try_recv() else {
-                        break;
-                    };
-                    apply_cmd(
-                        Some(cmd),
-                        &mut framer,
-                        &mut self.out,
-                        &mut st,
-                        now.into_std(),
-                        false,
-                    );
-                }
+                drain_cmds(
+                    &xs,
+                    &mut framer,
+                    &mut self.out,
+                    &mut st,
+                    now.into_std(),
+                    false,
+                );
                 if !self.out.is_empty() {
                     st.write_progress = now;
                     let written =
@@ -353,14 +348,7 @@ where
                         let now = Instant::now().into_std();
                         let in_doubt = expects_continue && !st.continue_sent && !decoder.is_end();
                         apply_cmd(cmd, &mut framer, &mut self.out, &mut st, now, in_doubt);
-                        // Take everything the handler queued in one go (a small response is a
-                        // head, a piece and the end), not one command per turn of the loop.
-                        while !st.ended && self.out.len() < OUT_HIGH_WATER {
-                            let Some(cmd) = xs.cmds.try_recv() else {
-                                break;
-                            };
-                            apply_cmd(Some(cmd), &mut framer, &mut self.out, &mut st, now, in_doubt);
-                        }
+                        drain_cmds(&xs, &mut framer, &mut self.out, &mut st, now, in_doubt);
                         if st.ended {
                             // Nobody reads the body any more; what is left is drained or the
                             // connection closes.
@@ -621,6 +609,24 @@ fn apply_cmd(
     }
 }
 
+/// Frames everything else the handler has queued, in one go (a small response is a head, a
+/// piece and the end), until the response ends or the output reaches its high-water mark.
+fn drain_cmds(
+    xs: &ExchangeShared,
+    framer: &mut Framer,
+    out: &mut OutQueue,
+    st: &mut ExchangeState,
+    now: std::time::Instant,
+    in_doubt: bool,
+) {
+    while !st.ended && out.len() < OUT_HIGH_WATER {
+        let Some(cmd) = xs.cmds.try_recv() else {
+            break;
+        };
+        apply_cmd(Some(cmd), framer, out, st, now, in_doubt);
+    }
+}
+
 /// Decides how the exchange ends once the handler is done, its response complete and written.
 fn settle(
     st: &mut ExchangeState,
@@ -812,6 +818,30 @@ mod tests {
         assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");
         assert!(out.contains("body-length: 5\n"), "{out}");
         assert!(out.contains("target: /echo?next\n"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn a_fast_answer_the_client_takes_slowly_is_finished_by_the_loop() {
+        // The echo answer is complete after one poll of its handler, but a 16-byte pipe takes
+        // only the first piece of it: the select loop writes the rest, and the connection is
+        // still kept for the pipelined request.
+        let (client, task) = connect(16);
+        let (mut cr, mut cw) = tokio::io::split(client);
+        cw.write_all(
+            b"GET /echo?first HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /echo?second HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /echo?third HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .expect("write");
+        let mut out = Vec::new();
+        cr.read_to_end(&mut out).await.expect("read");
+        task.await.expect("connection task");
+        let out = String::from_utf8_lossy(&out);
+        assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 3, "{out}");
+        for target in ["first", "second", "third"] {
+            assert!(out.contains(&format!("target: /echo?{target}\n")), "{out}");
+        }
     }
 
     #[test]

@@ -680,7 +680,7 @@ fn parse_fields(head: &Bytes, start: usize, max_headers: usize) -> Result<Vec<He
         stack.get_mut(..max_headers).unwrap_or_default()
     } else {
         // Cheap: the field lines were already scanned once, so count them first.
-        let lines = block.iter().filter(|&&b| b == b'\n').count();
+        let lines = memchr::memchr_iter(b'\n', block).count();
         if lines <= STACK_FIELDS {
             &mut stack[..]
         } else {
@@ -944,7 +944,6 @@ mod tests {
     use super::*;
 
     /// The byte-at-a-time scan that [`scan`] replaced: both must agree on every input.
-    #[allow(clippy::all)]
     mod reference {
         use super::super::*;
 
@@ -1781,6 +1780,28 @@ mod tests {
         assert_eq!(result.map(|_| ()), Err(HeadError::TooManyHeaders));
         assert_eq!(HeadError::TooManyHeaders.status(), 431);
         assert_every_split(input.as_bytes(), &limits(8192, 5));
+    }
+
+    #[test]
+    fn too_many_headers_on_both_sides_of_the_stack_slots() {
+        // Up to STACK_FIELDS field slots live on the stack; a larger limit with more fields
+        // takes them from the heap. The limit holds the same either way.
+        let fields = |n: usize| (1..n).map(|i| format!("X-{i}: v\r\n")).collect::<String>();
+        for max in [STACK_FIELDS - 1, STACK_FIELDS, STACK_FIELDS + 1, 100] {
+            let (result, _) = one_shot(get(&fields(max), "").as_bytes(), &limits(8192, max));
+            assert_eq!(
+                result.map(|h| h.map(|h| h.headers.len())),
+                Ok(Some(max)),
+                "{max} fields, max {max}"
+            );
+            let (result, _) = one_shot(get(&fields(max + 1), "").as_bytes(), &limits(8192, max));
+            assert_eq!(
+                result.map(|_| ()),
+                Err(HeadError::TooManyHeaders),
+                "{} fields, max {max}",
+                max + 1
+            );
+        }
     }
 
     #[test]

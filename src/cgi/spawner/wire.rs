@@ -69,26 +69,41 @@ impl fmt::Display for Malformed {
 
 impl std::error::Error for Malformed {}
 
+/// The datagram of a [`Request`] whose parts are borrowed, so that the server encodes an
+/// environment straight from where it lives: one copy of it per spawn, not two.
+pub fn encode_request<'a, A, E>(id: u64, program: &[u8], args: A, dir: &[u8], env: E) -> Vec<u8>
+where
+    A: ExactSizeIterator<Item = &'a [u8]> + Clone,
+    E: ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let env_len: usize = env.clone().map(|(k, v)| k.len() + v.len() + 8).sum();
+    let args_len: usize = args.clone().map(|a| a.len() + 4).sum();
+    let mut out = Vec::with_capacity(24 + program.len() + dir.len() + args_len + env_len);
+    out.extend_from_slice(&id.to_le_bytes());
+    put_bytes(&mut out, program);
+    put_count(&mut out, args.len());
+    for a in args {
+        put_bytes(&mut out, a);
+    }
+    put_bytes(&mut out, dir);
+    put_count(&mut out, env.len());
+    for (k, v) in env {
+        put_bytes(&mut out, k);
+        put_bytes(&mut out, v);
+    }
+    out
+}
+
 impl Request {
     /// The datagram.
     pub fn encode(&self) -> Vec<u8> {
-        let env_len: usize = self.env.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
-        let args_len: usize = self.args.iter().map(|a| a.len() + 4).sum();
-        let mut out =
-            Vec::with_capacity(24 + self.program.len() + self.dir.len() + args_len + env_len);
-        out.extend_from_slice(&self.id.to_le_bytes());
-        put_bytes(&mut out, &self.program);
-        put_count(&mut out, self.args.len());
-        for a in &self.args {
-            put_bytes(&mut out, a);
-        }
-        put_bytes(&mut out, &self.dir);
-        put_count(&mut out, self.env.len());
-        for (k, v) in &self.env {
-            put_bytes(&mut out, k);
-            put_bytes(&mut out, v);
-        }
-        out
+        encode_request(
+            self.id,
+            &self.program,
+            self.args.iter().map(Vec::as_slice),
+            &self.dir,
+            self.env.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+        )
     }
 
     /// The request in `buf`, which must hold exactly one.

@@ -4,10 +4,10 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-use cgigate::cgi::header;
-use cgigate::http::decode::{Decoder, Step};
-use cgigate::http::encode::encode_chunk;
-use cgigate::http::head::{self, Limits};
+use cgigate::parsers::cgi_header as header;
+use cgigate::parsers::decode::{Decoder, Step};
+use cgigate::parsers::encode_chunk;
+use cgigate::parsers::head::{self, Limits};
 
 const CURL_GET: &[u8] = b"GET /cgi-bin/hello?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n";
 const BROWSER_GET: &[u8] = b"GET /static/index.html HTTP/1.1\r\nHost: example.test\r\n\

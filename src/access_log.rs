@@ -1,67 +1,46 @@
 //! The access log (`[log] access`, `format`): one line per request, written by a task of its
-//! own so a slow disk never sits in a connection's path. Besides the usual combined fields,
-//! each line says how the response went out: output mode, framing, body bytes, time to
-//! first byte, total time, and whether the connection stayed open (SPEC §4).
+//! own so a slow disk never sits in a connection's path: a line that finds the queue full is
+//! dropped and counted, never waited for, and the writer says how many it lost. Besides the
+//! usual combined fields, each line says how the response went out: output mode, framing,
+//! body bytes, time to first byte, total time, and whether the connection stayed open
+//! (SPEC §4).
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::config::{AccessLog as Target, LogFormat};
-use crate::http::framer::Framing;
-use crate::http::head::RequestHead;
-use crate::response::Mode;
+use crate::http::date;
+use crate::http::service::{Record, Requested};
 
-/// Lines queued for the writer task before requests wait for it.
+/// Lines queued for the writer task; beyond this, lines are dropped (and counted).
 const QUEUE: usize = 4096;
-
-/// What is logged about one request.
-pub struct Entry<'a> {
-    /// Client address.
-    pub peer: SocketAddr,
-    /// When the request head was complete.
-    pub time: SystemTime,
-    /// The request.
-    pub head: &'a RequestHead,
-    /// Status sent; 0 when nothing was sent.
-    pub status: u16,
-    /// Body bytes sent (without framing).
-    pub bytes: u64,
-    /// Output mode in force, if the handler produced a head.
-    pub mode: Option<Mode>,
-    /// Framing used.
-    pub framing: Framing,
-    /// Time from the complete head to the first byte written.
-    pub ttfb: Option<Duration>,
-    /// Time from the complete head to the end of the response.
-    pub total: Duration,
-    /// Whether the connection stays open.
-    pub keep_alive: bool,
-    /// False when the client went away before the response was complete.
-    pub completed: bool,
-}
 
 /// Where access log lines go.
 #[derive(Debug, Clone)]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     tx: Option<mpsc::Sender<String>>,
     format: LogFormat,
+    /// Lines dropped since the writer last reported.
+    dropped: Arc<AtomicU64>,
 }
 
 impl AccessLog {
     /// Logging switched off.
-    pub fn off() -> AccessLog {
+    pub(crate) fn off() -> AccessLog {
         AccessLog {
             tx: None,
             format: LogFormat::Combined,
+            dropped: Arc::default(),
         }
     }
 
     /// Open the target and start the writer task (must run inside the runtime).
-    pub async fn start(
+    pub(crate) async fn start(
         target: &Target,
         format: LogFormat,
     ) -> std::io::Result<(AccessLog, Option<tokio::task::JoinHandle<()>>)> {
@@ -77,41 +56,66 @@ impl AccessLog {
                     .await?,
             ),
         };
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(write_lines(rx, sink));
-        Ok((
-            AccessLog {
-                tx: Some(tx),
-                format,
-            },
-            Some(task),
-        ))
+        Ok(AccessLog::with_sink(sink, format, QUEUE))
+    }
+
+    /// A log writing to `sink` through a queue of `queue` lines.
+    fn with_sink(
+        sink: Box<dyn AsyncWrite + Unpin + Send>,
+        format: LogFormat,
+        queue: usize,
+    ) -> (AccessLog, Option<tokio::task::JoinHandle<()>>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(write_lines(rx, sink, dropped.clone()));
+        let log = AccessLog {
+            tx: Some(tx),
+            format,
+            dropped,
+        };
+        (log, Some(task))
     }
 
     /// Whether lines are written at all (when not, the caller can skip the clock reads).
-    pub fn is_on(&self) -> bool {
+    pub(crate) fn is_on(&self) -> bool {
         self.tx.is_some()
     }
 
-    /// Record one request.
-    pub async fn log(&self, entry: Entry<'_>) {
+    /// Record one exchange, without waiting. False if the line was dropped: the writer is
+    /// behind by a whole queue (or gone).
+    pub(crate) fn log(&self, record: &Record<'_>) -> bool {
         let Some(tx) = &self.tx else {
-            return;
+            return true;
         };
         let line = match self.format {
-            LogFormat::Combined => combined(&entry),
-            LogFormat::Json => json(&entry),
+            LogFormat::Combined => combined(record),
+            LogFormat::Json => json(record),
         };
-        let _ = tx.send(line).await;
+        if tx.try_send(line).is_ok() {
+            return true;
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        false
     }
 }
 
-async fn write_lines(mut rx: mpsc::Receiver<String>, mut sink: Box<dyn AsyncWrite + Unpin + Send>) {
+async fn write_lines(
+    mut rx: mpsc::Receiver<String>,
+    mut sink: Box<dyn AsyncWrite + Unpin + Send>,
+    dropped: Arc<AtomicU64>,
+) {
     let mut buf = String::new();
     while let Some(line) = rx.recv().await {
         buf.push_str(&line);
         while let Ok(more) = rx.try_recv() {
             buf.push_str(&more);
+        }
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            tracing::warn!(
+                lost,
+                "access log lines dropped: the log target is slower than the traffic"
+            );
         }
         if sink.write_all(buf.as_bytes()).await.is_err() || sink.flush().await.is_err() {
             // The log target is gone (closed pipe, full disk): keep serving, stop logging.
@@ -122,19 +126,8 @@ async fn write_lines(mut rx: mpsc::Receiver<String>, mut sink: Box<dyn AsyncWrit
     }
 }
 
-fn mode_str(mode: Option<Mode>) -> &'static str {
-    match mode {
-        Some(Mode::Buffer) => "buffer",
-        Some(Mode::Stream) => "stream",
-        Some(Mode::Auto) => "auto",
-        Some(Mode::Sized(_)) => "sized",
-        Some(Mode::Close) => "close",
-        None => "-",
-    }
-}
-
 /// The status to log: nginx's 499 when the client left before anything was sent.
-fn logged_status(e: &Entry<'_>) -> u16 {
+fn logged_status(e: &Record<'_>) -> u16 {
     if e.status == 0 && !e.completed {
         499
     } else {
@@ -146,28 +139,46 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
+/// The request line as logged: `METHOD target VERSION`, or what a refused one sent.
+fn request_line(request: Requested<'_>) -> String {
+    match request {
+        Requested::Head(h) => format!(
+            "{} {} {}",
+            escape(h.method_str().as_bytes()),
+            escape(h.target_str().as_bytes()),
+            h.version.as_str()
+        ),
+        Requested::Refused(line) => escape(line),
+    }
+}
+
+/// A request header's value, if the request was parsed and has it.
+fn header<'r>(request: Requested<'r>, name: &str) -> Option<&'r [u8]> {
+    match request {
+        Requested::Head(h) => h.header(name).map(|v| &v[..]),
+        Requested::Refused(_) => None,
+    }
+}
+
+fn mode_str(e: &Record<'_>) -> &'static str {
+    e.mode.map_or("-", |m| m.as_str())
+}
+
 /// Apache/nginx "combined", followed by key=value fields for the output behaviour.
-fn combined(e: &Entry<'_>) -> String {
-    let h = e.head;
-    let header = |name: &str| {
-        h.header(name)
-            .map(|v| escape(v))
-            .unwrap_or_else(|| "-".to_string())
-    };
+fn combined(e: &Record<'_>) -> String {
+    let field = |name: &str| header(e.request, name).map_or_else(|| "-".to_string(), escape);
     let mut line = String::with_capacity(256);
     let _ = write!(
         line,
-        "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" mode={} framing={} ttfb_ms={} total_ms={:.3} keepalive={}",
-        e.peer.ip(),
-        clf_time(e.time),
-        escape(h.method_str().as_bytes()),
-        escape(h.target_str().as_bytes()),
-        h.version.as_str(),
+        "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\" mode={} framing={} ttfb_ms={} total_ms={:.3} keepalive={}",
+        e.conn.peer.ip(),
+        date::common_log(e.time),
+        request_line(e.request),
         logged_status(e),
         e.bytes,
-        header("referer"),
-        header("user-agent"),
-        mode_str(e.mode),
+        field("referer"),
+        field("user-agent"),
+        mode_str(e),
         e.framing.as_str(),
         e.ttfb.map_or_else(|| "-".to_string(), |t| format!("{:.3}", ms(t))),
         ms(e.total),
@@ -180,26 +191,39 @@ fn combined(e: &Entry<'_>) -> String {
     line
 }
 
-fn json(e: &Entry<'_>) -> String {
-    let h = e.head;
-    let text = |v: Option<&bytes::Bytes>| v.map(|v| String::from_utf8_lossy(v).into_owned());
-    let value = serde_json::json!({
-        "time": rfc3339(e.time),
-        "remote": e.peer.to_string(),
-        "method": h.method_str(),
-        "target": h.target_str(),
-        "version": h.version.as_str(),
+fn json(e: &Record<'_>) -> String {
+    let text = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).into_owned());
+    let (method, target, version) = match e.request {
+        Requested::Head(h) => (
+            Some(h.method_str()),
+            Some(h.target_str()),
+            Some(h.version.as_str()),
+        ),
+        Requested::Refused(_) => (None, None, None),
+    };
+    let mut value = serde_json::json!({
+        "time": date::rfc3339(e.time),
+        "remote": e.conn.peer.to_string(),
+        "method": method,
+        "target": target,
+        "version": version,
         "status": logged_status(e),
         "bytes": e.bytes,
-        "referer": text(h.header("referer")),
-        "user_agent": text(h.header("user-agent")),
-        "mode": mode_str(e.mode),
+        "referer": text(header(e.request, "referer")),
+        "user_agent": text(header(e.request, "user-agent")),
+        "mode": mode_str(e),
         "framing": e.framing.as_str(),
         "ttfb_ms": e.ttfb.map(ms),
         "total_ms": ms(e.total),
         "keep_alive": e.keep_alive,
         "completed": e.completed,
     });
+    if let (Requested::Refused(line), Some(object)) = (e.request, value.as_object_mut()) {
+        object.insert(
+            "request_line".to_string(),
+            String::from_utf8_lossy(line).into_owned().into(),
+        );
+    }
     let mut line = value.to_string();
     line.push('\n');
     line
@@ -221,34 +245,6 @@ fn escape(v: &[u8]) -> String {
     s
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-fn clf_time(t: SystemTime) -> String {
-    let c = crate::http::encode::Civil::from_system_time(t);
-    format!(
-        "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
-        c.day,
-        MONTHS[usize::from(c.month.clamp(1, 12)) - 1],
-        c.year,
-        c.hour,
-        c.minute,
-        c.second
-    )
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    let c = crate::http::encode::Civil::from_system_time(t);
-    let millis = t
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_millis());
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second, millis
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,10 +254,78 @@ mod tests {
         assert_eq!(escape(b"a\"b\\c\x01\xff"), "a\\\"b\\\\c\\x01\\xff");
     }
 
+    #[tokio::test]
+    async fn a_full_queue_drops_lines_and_never_waits() {
+        use crate::http::framer::Framing;
+        use crate::http::service::ConnInfo;
+        // A sink that never takes a byte: the writer task holds the first line, the queue
+        // holds two more, and every later line is dropped at once.
+        let (stuck, _other_end) = tokio::io::duplex(1);
+        let (log, task) = AccessLog::with_sink(Box::new(stuck), LogFormat::Combined, 2);
+        let conn = ConnInfo {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            local: "127.0.0.1:2".parse().unwrap(),
+            tls: false,
+        };
+        let record = Record {
+            conn: &conn,
+            request: Requested::Refused(b"XYZ"),
+            time: std::time::UNIX_EPOCH,
+            status: 400,
+            bytes: 0,
+            mode: None,
+            framing: Framing::Length,
+            ttfb: None,
+            total: Duration::ZERO,
+            keep_alive: false,
+            completed: true,
+            refused: true,
+        };
+        let mut dropped = 0;
+        for _ in 0..100 {
+            if !log.log(&record) {
+                dropped += 1;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(dropped >= 96, "{dropped} of 100 dropped");
+        assert_eq!(log.dropped.load(Ordering::Relaxed), dropped);
+        if let Some(task) = task {
+            task.abort();
+        }
+    }
+
     #[test]
-    fn clf_and_rfc3339_times() {
-        let t = UNIX_EPOCH + Duration::from_millis(784_111_777_250);
-        assert_eq!(clf_time(t), "06/Nov/1994:08:49:37 +0000");
-        assert_eq!(rfc3339(t), "1994-11-06T08:49:37.250Z");
+    fn a_refused_request_logs_what_it_sent() {
+        use crate::http::framer::Framing;
+        use crate::http::service::ConnInfo;
+        let conn = ConnInfo {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            local: "127.0.0.1:2".parse().unwrap(),
+            tls: false,
+        };
+        let record = Record {
+            conn: &conn,
+            request: Requested::Refused(b"XYZ \"q\""),
+            time: std::time::UNIX_EPOCH,
+            status: 400,
+            bytes: 22,
+            mode: Some(crate::http::framer::Mode::Sized(22)),
+            framing: Framing::Length,
+            ttfb: None,
+            total: Duration::ZERO,
+            keep_alive: false,
+            completed: true,
+            refused: true,
+        };
+        let line = combined(&record);
+        assert!(
+            line.starts_with("127.0.0.1 - - [01/Jan/1970:00:00:00 +0000] \"XYZ \\\"q\\\"\" 400 22 \"-\" \"-\" mode=sized"),
+            "{line}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&json(&record)).unwrap();
+        assert_eq!(json["request_line"], "XYZ \"q\"");
+        assert_eq!(json["status"], 400);
+        assert!(json["method"].is_null());
     }
 }

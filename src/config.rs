@@ -22,11 +22,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::{ConfigError, Location};
+pub(crate) use route::check_prefix;
 pub(crate) use units::parse_duration;
-
-/// The in-process handlers a `handler = "…"` route may name: SPEC §2's `status` and `echo`,
-/// and `ticker`, the producer the shipped config uses to compare output modes.
-pub const BUILTIN_HANDLERS: &[&str] = &["status", "echo", "ticker", "hello"];
+// The head and body limits' defaults belong to the parser that enforces them.
+pub use crate::http::head::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEAD_BYTES};
 
 /// Listen address when neither the config nor the command line gives one.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
@@ -42,18 +41,12 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest stall while writing to a client.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Request line plus headers, in bytes (64 KiB).
-pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Smallest accepted `max_head_bytes`, in bytes: below this, ordinary browsers fail.
 pub const MIN_MAX_HEAD_BYTES: usize = 256;
 /// Largest accepted `max_head_bytes`, in bytes (1 MiB): the head is held in memory.
 pub const MAX_MAX_HEAD_BYTES: usize = 1024 * 1024;
-/// Header fields in one request.
-pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// Largest accepted `max_headers`.
 pub const MAX_MAX_HEADERS: usize = 10_000;
-/// Request body, in bytes (16 MiB).
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 /// Time in-flight requests get on SIGTERM/SIGINT.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Output held by buffer/auto mode before it streams, in bytes (1 MiB).
@@ -179,6 +172,16 @@ pub enum OutputMode {
 }
 
 impl OutputMode {
+    /// The mode a response starts in.
+    pub(crate) fn mode(self) -> crate::http::framer::Mode {
+        use crate::http::framer::Mode;
+        match self {
+            OutputMode::Buffer => Mode::Buffer,
+            OutputMode::Stream => Mode::Stream,
+            OutputMode::Auto => Mode::Auto,
+        }
+    }
+
     /// The name used in the config file and the access log.
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -277,7 +280,7 @@ pub struct Route {
 /// What answers a route. Paths are resolved but not checked: the server checks them at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteKind {
-    /// A built-in in-process handler, one of [`BUILTIN_HANDLERS`].
+    /// A built-in in-process handler, one of `handlers::BUILTINS`.
     Handler(String),
     /// Files below this folder.
     StaticDir(PathBuf),

@@ -1,35 +1,86 @@
 //! cgigate: an HTTP/1.1 application gateway that hosts CGI programs and in-process handlers
 //! and writes every dynamic response buffered (Content-Length) or streamed (chunked).
 //!
-//! The path of one request, module by module:
+//! The path of one request, module by module, each layer importing only the ones below:
 //!
-//! 1. [`server`] accepts a connection (bounded by `max_connections`) and spawns
-//! 2. [`http::conn`], which reads bytes until [`http::head`] parses a request head,
-//! 3. asks the [`router`] which [`handler::Handler`] answers the path,
-//! 4. runs it with a [`handler::Request`] whose body is decoded by [`http::decode`],
-//! 5. receives its output through [`response::Response`] and frames it with
-//!    [`http::framer`] (Content-Length, chunked or close-delimited; [`http::encode`]),
-//! 6. writes it ([`http::outbuf`]), logs it ([`access_log`]), and keeps the connection
-//!    for the next request or closes it.
+//! 1. `server` accepts a connection (bounded by `max_connections`) and spawns
+//! 2. `http::conn`, which reads bytes until `http::head` parses a request head, then
+//!    drives one `http::exchange` (the request/response state machine) for it;
+//! 3. `app`, the connection's service, asks the `router` which [`Handler`] answers the path
+//!    and runs it with a [`Request`] whose body `http::decode` decodes;
+//! 4. the handler answers through a [`Response`], whose commands `http::framer` frames
+//!    (Content-Length, chunked or close-delimited) into `http::outbuf`;
+//! 5. the connection writes them, `app` records the exchange in the `access_log` and the
+//!    `stats`, and the connection reads the next request or closes.
 //!
-//! CGI programs are run by [`cgi`]. Configuration is [`config`]; the command line is [`cli`]; built-in handlers are in
-//! [`handlers`]. [`probe`] is the client side: `cgigate probe` measures how responses arrive.
+//! Handlers: `cgi` (CGI/1.1 programs), `handlers` (built-ins, static files), `plugin`
+//! (native plugins through a C ABI); `routes` builds them from the [`config`]. `probe` is
+//! the client side: `cgigate probe` measures how responses arrive.
+//!
+//! The public surface is what an embedding program needs: load a [`Config`], mount its own
+//! [`Handler`]s with [`Server::builder`], bind and run.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod access_log;
-pub mod cgi;
+mod access_log;
+mod app;
+mod cgi;
 pub mod cli;
 pub mod config;
+mod error;
 #[cfg(test)]
 mod fuzz_seeds;
 pub mod handler;
-pub mod handlers;
-pub mod http;
-pub mod plugin;
+mod handlers;
+mod http;
+mod plugin;
 pub mod probe;
 pub mod response;
-pub mod router;
+mod router;
+mod routes;
 pub mod server;
-pub mod stats;
-pub mod tls;
+mod stats;
+mod tls;
+
+pub use config::Config;
+pub use error::{GatewayError, HandlerError};
+pub use handler::{Body, BoxFuture, ConnInfo, Handler, Request};
+pub use http::head::{Header, RequestHead, Version};
+pub use response::{Connection, Mode, Response};
+pub use server::{Builder, Server, ServerError};
+
+/// Runs the CGI spawn helper when this process is one, and returns its exit code; `None`
+/// in every other process. The helper is the running program re-executed with a marker
+/// argument (`[cgi] spawn`, docs/cgi.md), so a program that embeds cgigate and serves CGI
+/// routes calls this first thing in `main`, before any thread or runtime exists, as the
+/// `cgigate` binary does.
+pub fn spawn_helper() -> Option<std::process::ExitCode> {
+    if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new(cgi::spawner::HELPER_ARG))
+    {
+        return None;
+    }
+    let code = cgi::spawner::helper_main();
+    Some(std::process::ExitCode::from(
+        u8::try_from(code).unwrap_or(1),
+    ))
+}
+
+/// Prepares the process for serving, before any thread exists: descriptors inherited from
+/// the launcher are marked close-on-exec (so they never reach a script), and the descriptor
+/// limit is raised to its hard maximum (each connection and each script's pipes need some).
+pub fn prepare_process() {
+    cgi::process::close_inherited_on_exec();
+    cgi::process::raise_fd_limit();
+}
+
+/// The sans-IO parsers, for the fuzz targets and the benchmarks. Not a stable API.
+#[doc(hidden)]
+pub mod parsers {
+    pub use crate::cgi::{env as cgi_env, header as cgi_header, script as cgi_script};
+    pub use crate::http::decode;
+    pub use crate::http::encode::encode_chunk;
+    pub use crate::http::head;
+    pub use crate::http::path::{
+        normalize as normalize_path, percent_decode as percent_decode_path,
+    };
+}

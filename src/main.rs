@@ -4,15 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use cgigate::cli::{Cli, Command};
 use cgigate::config::Config;
-use cgigate::server::{build_router, Server};
-use cgigate::stats::Stats;
+use cgigate::server::{check_config, Server};
 
 /// jemalloc instead of glibc's malloc, for one reason: memory freed after a burst goes back
 /// to the system. glibc keeps freed heap in its arenas (bench/soak measured 193 MiB held
@@ -26,15 +24,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     // The CGI spawn helper is this binary re-executed (src/cgi/spawner.rs): nothing else of
     // the server may run in it — no runtime, no logging threads, no argument parsing.
-    if std::env::args_os().nth(1).as_deref()
-        == Some(std::ffi::OsStr::new(cgigate::cgi::spawner::HELPER_ARG))
-    {
-        let code = cgigate::cgi::spawner::helper_main();
-        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    if let Some(code) = cgigate::spawn_helper() {
+        return code;
     }
     // Before any thread exists: descriptors inherited from the launcher never reach a script.
-    cgigate::cgi::process::close_inherited_on_exec();
-    cgigate::cgi::process::raise_fd_limit();
+    cgigate::prepare_process();
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::Probe {
@@ -99,22 +93,13 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, cgigate::config::Confi
 }
 
 fn check(config: &Config) -> ExitCode {
-    if let Some(tls) = &config.tls {
-        if let Err(e) = cgigate::tls::server_config(tls) {
-            eprintln!("cgigate: {e}");
-            return ExitCode::from(2);
-        }
-    }
-    match build_router(config, &Arc::new(Stats::default())) {
-        Ok(built) => {
-            for plugin in &built.plugins {
-                plugin.terminate(std::time::Duration::ZERO);
-            }
+    match check_config(config) {
+        Ok(routes) => {
             let name = config.source.as_ref().map_or_else(
                 || "built-in defaults".to_string(),
                 |p| p.display().to_string(),
             );
-            println!("{name}: ok ({} routes)", config.routes.len());
+            println!("{name}: ok ({routes} routes)");
             ExitCode::SUCCESS
         }
         Err(e) => {

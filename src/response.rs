@@ -7,76 +7,28 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::config::OutputMode;
-use crate::handler::{ExchangeShared, HandlerError};
+use crate::error::HandlerError;
+use crate::http::channel::Channel;
+use crate::http::cmd_queue::Cmd;
+use crate::http::framer::Head;
+pub use crate::http::framer::Mode;
+use crate::http::status;
+use crate::http::syntax::{is_field_value, is_hop_by_hop, is_token};
 
-/// How a response body is to be framed, as the producer asked for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Hold the body; Content-Length if it fits in `buffer_limit` (SPEC §4 buffer).
-    Buffer,
-    /// Send every write at once as a chunk (SPEC §4 stream).
-    Stream,
-    /// Buffer, but stream once the producer is silent for `flush_after` (SPEC §4 auto).
-    Auto,
-    /// The producer declared the length up front.
-    Sized(u64),
-    /// Delimited by closing the connection, whatever the client's version (NPH scripts).
-    Close,
+/// Whether a field named `name` is the server's to write: framing (RFC 9112 §6), hop-by-hop
+/// (RFC 9110 §7.6.1) and `Date` (RFC 9110 §6.6.1, the origin's clock).
+fn is_server_owned(name: &str) -> bool {
+    is_hop_by_hop(name.as_bytes()) || name.eq_ignore_ascii_case("date")
 }
 
-impl From<OutputMode> for Mode {
-    fn from(m: OutputMode) -> Mode {
-        match m {
-            OutputMode::Buffer => Mode::Buffer,
-            OutputMode::Stream => Mode::Stream,
-            OutputMode::Auto => Mode::Auto,
-        }
-    }
+/// Whether a `Connection` value asks for the connection to close (RFC 9112 §9.6).
+fn asks_close(value: &[u8]) -> bool {
+    crate::http::syntax::split_list(value).any(|option| option.eq_ignore_ascii_case(b"close"))
 }
-
-/// Status line and header fields of a response, before framing headers are added.
-#[derive(Debug, Clone)]
-pub struct Head {
-    /// Status code.
-    pub status: u16,
-    /// Header fields in order, already validated (token names, no CR/LF/NUL in values).
-    pub headers: Vec<(String, Bytes)>,
-    /// The output mode in force when the head was sent.
-    pub mode: Mode,
-}
-
-/// What the handler side tells the connection.
-#[derive(Debug)]
-pub(crate) enum Cmd {
-    /// The head (sent lazily with the first write, flush or the end).
-    Head(Head),
-    /// A piece of body.
-    Data(Bytes),
-    /// Deliver what is held now (stream and auto modes).
-    Flush,
-    /// The handler finished; the body is complete.
-    End,
-    /// The handler failed: this status if nothing was sent, else close without completing
-    /// the body.
-    Abort(u16),
-}
-
-/// Header fields the server owns: a handler may not set them (RFC 9112 §6, §9.6; RFC 9110 §7.6.1).
-const SERVER_OWNED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "date",
-];
 
 /// Whether a client is still connected, readable from any thread.
 #[derive(Debug, Clone)]
-pub struct Connection(Arc<ExchangeShared>);
+pub struct Connection(Arc<Channel>);
 
 impl Connection {
     /// False once the client is gone.
@@ -87,20 +39,23 @@ impl Connection {
 
 /// The response writer handed to a handler.
 pub struct Response {
-    shared: Arc<ExchangeShared>,
-    status: u16,
-    headers: Vec<(String, Bytes)>,
-    mode: Mode,
+    channel: Arc<Channel>,
+    /// The head being put together; handed to the connection whole, once.
+    head: Head,
     head_sent: bool,
 }
 
 impl Response {
-    pub(crate) fn new(shared: Arc<ExchangeShared>, mode: Mode) -> Self {
+    /// A response writer on an exchange's channel, starting in `mode` (the route's).
+    pub(crate) fn new(channel: Arc<Channel>, mode: Mode) -> Self {
         Response {
-            shared,
-            status: 200,
-            headers: Vec::new(),
-            mode,
+            channel,
+            head: Head {
+                status: status::OK,
+                headers: Vec::new(),
+                mode,
+                close: false,
+            },
             head_sent: false,
         }
     }
@@ -108,10 +63,10 @@ impl Response {
     /// Set the status code (200–999; others become 500: interim 1xx responses are the server's). Ignored once the head is sent.
     pub fn status(&mut self, code: u16) -> &mut Self {
         if !self.head_sent {
-            self.status = if (200..1000).contains(&code) {
+            self.head.status = if (200..1000).contains(&code) {
                 code
             } else {
-                500
+                status::INTERNAL_SERVER_ERROR
             };
         }
         self
@@ -119,44 +74,86 @@ impl Response {
 
     /// The status code set so far.
     pub fn status_code(&self) -> u16 {
-        self.status
+        self.head.status
     }
 
-    /// Add a header field. Framing and hop-by-hop fields are the server's and are dropped;
-    /// `Content-Length` becomes [`Response::sized`]. Returns false (and adds nothing) for a
-    /// name that is not a token or a value with CR, LF, NUL or other control bytes.
+    /// Add a header field. Framing and hop-by-hop fields are the server's and are dropped,
+    /// except that `Connection: close` closes the connection after this response;
+    /// `Content-Length` becomes [`Response::sized`]. Returns false (and changes nothing) for
+    /// a name that is not a token, a value with CR, LF, NUL or other control bytes, an
+    /// invalid Content-Length, or once the head is sent.
     pub fn header(&mut self, name: &str, value: impl Into<Bytes>) -> bool {
         let value = value.into();
-        if self.head_sent || !is_token(name) || !is_field_value(&value) {
+        if !self.accepts(name, &value) {
             return false;
         }
-        if name.eq_ignore_ascii_case("content-length") {
-            return match std::str::from_utf8(&value)
-                .ok()
-                .and_then(|v| v.parse().ok())
-            {
-                Some(n) => {
-                    self.mode = Mode::Sized(n);
-                    true
-                }
-                None => false,
-            };
+        self.add(name, value);
+        true
+    }
+
+    /// Replace every field named `name` with one value. An invalid name or value (as for
+    /// [`Response::header`]) changes nothing.
+    pub fn set_header(&mut self, name: &str, value: impl Into<Bytes>) -> bool {
+        let value = value.into();
+        if !self.accepts(name, &value) {
+            return false;
         }
-        if !SERVER_OWNED
-            .iter()
-            .any(|owned| name.eq_ignore_ascii_case(owned))
-        {
-            self.headers.push((name.to_string(), value));
+        self.head
+            .headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.add(name, value);
+        true
+    }
+
+    /// Add every field of a header block (`Name: value` lines ending in CRLF or LF; empty
+    /// lines are skipped; OWS around values is not part of them), all or nothing: false,
+    /// with nothing changed, if a line has no colon or any field would be refused by
+    /// [`Response::header`].
+    pub fn headers_from_block(&mut self, block: &[u8]) -> bool {
+        let mut fields = Vec::new();
+        for line in block.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                return false;
+            };
+            let (name, value) = line.split_at(colon);
+            let value = crate::http::syntax::trim_ows(value.get(1..).unwrap_or_default());
+            let Ok(name) = std::str::from_utf8(name) else {
+                return false;
+            };
+            if !self.accepts(name, value) {
+                return false;
+            }
+            fields.push((name, Bytes::copy_from_slice(value)));
+        }
+        for (name, value) in fields {
+            self.add(name, value);
         }
         true
     }
 
-    /// Replace every field named `name` with one value.
-    pub fn set_header(&mut self, name: &str, value: impl Into<Bytes>) -> bool {
-        if !self.head_sent {
-            self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    /// Whether `name: value` may be added now.
+    fn accepts(&self, name: &str, value: &[u8]) -> bool {
+        if self.head_sent || !is_token(name.as_bytes()) || !is_field_value(value) {
+            return false;
         }
-        self.header(name, value)
+        !name.eq_ignore_ascii_case("content-length") || content_length(value).is_some()
+    }
+
+    /// Adds an accepted field.
+    fn add(&mut self, name: &str, value: Bytes) {
+        if name.eq_ignore_ascii_case("content-length") {
+            if let Some(n) = content_length(&value) {
+                self.head.mode = Mode::Sized(n);
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            self.head.close |= asks_close(&value);
+        } else if !is_server_owned(name) {
+            self.head.headers.push((name.to_string(), value));
+        }
     }
 
     /// Hold the whole body and send it with Content-Length if it fits (SPEC §4).
@@ -177,14 +174,14 @@ impl Response {
     /// Choose the mode; ignored once the head is sent.
     pub fn set_mode(&mut self, mode: Mode) -> &mut Self {
         if !self.head_sent {
-            self.mode = mode;
+            self.head.mode = mode;
         }
         self
     }
 
     /// The mode in force.
     pub fn mode(&self) -> Mode {
-        self.mode
+        self.head.mode
     }
 
     /// Whether the head has been handed to the connection.
@@ -194,12 +191,12 @@ impl Response {
 
     /// Whether the client is still there. After a disconnect, writes fail.
     pub fn is_connected(&self) -> bool {
-        self.shared.is_connected()
+        self.channel.is_connected()
     }
 
     /// A handle that answers [`Response::is_connected`] from another thread (a plugin's).
     pub fn connection(&self) -> Connection {
-        Connection(self.shared.clone())
+        Connection(self.channel.clone())
     }
 
     /// Write a piece of the body; waits while the client is slow (back-pressure).
@@ -225,9 +222,8 @@ impl Response {
         }
         self.head_sent = true;
         let head = Head {
-            status: self.status,
-            headers: std::mem::take(&mut self.headers),
-            mode: self.mode,
+            headers: std::mem::take(&mut self.head.headers),
+            ..self.head
         };
         self.send(Cmd::Head(head)).await
     }
@@ -244,7 +240,7 @@ impl Response {
     }
 
     async fn send(&mut self, cmd: Cmd) -> Result<(), HandlerError> {
-        self.shared
+        self.channel
             .cmds
             .send(cmd)
             .await
@@ -255,43 +251,87 @@ impl Response {
 impl Drop for Response {
     fn drop(&mut self) {
         // The connection sees the end of the commands (a handler that never ended: 500).
-        self.shared.cmds.close_producer();
+        self.channel.cmds.close_producer();
     }
 }
 
-/// RFC 9110 §5.6.2 token.
-pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_tchar)
-}
-
-/// RFC 9110 §5.6.2 tchar.
-pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// RFC 9110 §5.5: field-value is VCHAR, SP, HTAB and obs-text; never CR, LF or NUL.
-pub(crate) fn is_field_value(v: &[u8]) -> bool {
-    v.iter().all(|&b| b == b'\t' || b >= 0x20 && b != 0x7f)
+/// A Content-Length value: `1*DIGIT` (RFC 9110 §8.6).
+fn content_length(value: &[u8]) -> Option<u64> {
+    crate::http::syntax::parse_decimal(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn response() -> (Response, Arc<ExchangeShared>) {
-        let shared = ExchangeShared::new();
-        (Response::new(shared.clone(), Mode::Auto), shared)
+    fn response() -> (Response, Arc<Channel>) {
+        let channel = Channel::new();
+        (Response::new(channel.clone(), Mode::Auto), channel)
     }
 
     #[test]
     fn server_owned_and_invalid_fields_are_refused() {
         let (mut res, _rx) = response();
         assert!(res.header("X-Ok", "fine"));
-        assert!(res.header("Connection", "close"));
+        assert!(res.header("Keep-Alive", "timeout=5"));
+        assert!(res.header("Date", "yesterday"));
         assert!(!res.header("Bad Name", "x"));
         assert!(!res.header("X-Split", "a\r\nInjected: 1"));
         assert!(!res.header("X-Nul", &b"a\0b"[..]));
-        assert_eq!(res.headers.len(), 1);
+        assert_eq!(res.head.headers.len(), 1);
+    }
+
+    #[test]
+    fn connection_close_is_a_request_not_a_field() {
+        let (mut res, _rx) = response();
+        assert!(res.header("Connection", "keep-alive"));
+        assert!(!res.head.close);
+        assert!(res.header("Connection", "Upgrade, CLOSE"));
+        assert!(res.head.close);
+        assert!(res.head.headers.is_empty());
+    }
+
+    #[test]
+    fn an_invalid_set_header_changes_nothing() {
+        let (mut res, _rx) = response();
+        assert!(res.header("X-A", "1"));
+        assert!(res.header("x-a", "2"));
+        assert!(!res.set_header("X-A", "bad\r\nvalue"));
+        assert_eq!(
+            res.head.headers.len(),
+            2,
+            "both fields survive a refused replacement"
+        );
+        assert!(!res.set_header("Content-Length", "nope"));
+        assert_eq!(res.mode(), Mode::Auto);
+        assert!(res.set_header("X-A", "3"));
+        assert_eq!(
+            res.head.headers,
+            vec![("X-A".to_string(), Bytes::from_static(b"3"))]
+        );
+    }
+
+    #[test]
+    fn header_blocks_are_all_or_nothing() {
+        let (mut res, _rx) = response();
+        assert!(res.headers_from_block(b"Content-Type: text/plain\r\nX-A:  1 \nX-Empty:\r\n"));
+        assert_eq!(res.head.headers.len(), 3);
+        assert_eq!(
+            res.head.headers[1],
+            ("X-A".to_string(), Bytes::from_static(b"1"))
+        );
+        for bad in [
+            &b"Bad Name: x\r\n"[..],
+            b"X-A: a\rb\r\n",
+            b"no colon\r\n",
+            b"X: ok\nContent-Length: x\n",
+        ] {
+            assert!(!res.headers_from_block(bad), "{bad:?}");
+            assert_eq!(res.head.headers.len(), 3, "nothing added for {bad:?}");
+        }
+        assert!(res.headers_from_block(b""));
+        assert!(res.headers_from_block(b"Content-Length: 7\r\n"));
+        assert_eq!(res.mode(), Mode::Sized(7));
     }
 
     #[test]

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,14 +14,15 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::access_log::AccessLog;
+use crate::app::App;
 use crate::cgi::process::Registry;
 use crate::cgi::spawner::Spawner;
-use crate::cgi::{CgiHandler, CgiShared};
-use crate::config::{Config, RouteKind, SpawnMode};
+use crate::config::{Config, OutputConfig, RouteKind, SpawnMode};
 use crate::handler::{ConnInfo, Handler};
-use crate::handlers::{Echo, Hello, StaticDir, Status, Ticker};
-use crate::plugin::{Plugin, PluginHandler};
-use crate::router::{Dispatcher, RouteEntry, Router};
+use crate::http::conn::{self, Context, Settings};
+use crate::http::head::Limits;
+use crate::plugin::Plugin;
+use crate::routes::{self, Built, Mounted, RouteError};
 use crate::stats::Stats;
 
 /// After an accept error (EMFILE, ENFILE…) wait this long before accepting again.
@@ -30,37 +30,28 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long the access log gets to write its last lines at exit.
 const LOG_DRAIN: Duration = Duration::from_secs(2);
 
-/// What every connection task shares.
-pub struct Shared {
+/// What the accept loops share.
+struct Shared {
     /// The validated configuration.
-    pub config: Config,
-    /// Routes.
-    pub router: Arc<Router>,
+    config: Config,
+    /// What each connection obeys, from `[server]`.
+    settings: Settings,
+    /// The application connections serve.
+    app: Arc<App>,
     /// Running CGI process groups.
-    pub cgi: Arc<Registry>,
+    cgi: Arc<Registry>,
     /// Counters.
-    pub stats: Arc<Stats>,
-    /// The access log.
-    pub access: AccessLog,
+    stats: Arc<Stats>,
     /// Flips to true once at shutdown.
-    pub shutdown: watch::Sender<bool>,
+    shutdown: watch::Sender<bool>,
 }
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// A route cannot be served (a missing folder, an unknown handler…): a config problem.
-    #[error("{file}:{line}: route {prefix}: {message}")]
-    Route {
-        /// The config file.
-        file: String,
-        /// The route's line.
-        line: usize,
-        /// The route's prefix.
-        prefix: String,
-        /// What is wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    Route(#[from] RouteError),
     /// A listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -84,112 +75,22 @@ pub enum ServerError {
 impl ServerError {
     /// Whether this is the configuration's fault (exit 2) rather than the environment's (exit 1).
     pub fn is_config_error(&self) -> bool {
-        matches!(self, ServerError::Route { .. } | ServerError::Tls(_))
+        matches!(self, ServerError::Route(_) | ServerError::Tls(_))
     }
 }
 
-/// What serving a config needs beyond the config itself.
-pub struct Built {
-    /// The routes.
-    pub router: Arc<Router>,
-    /// Running CGI process groups.
-    pub cgi: Arc<Registry>,
-    /// What the CGI routes share; [`Server::bind`] gives it the spawn helper.
-    pub cgi_shared: Arc<CgiShared>,
-    /// Loaded plugins, terminated at shutdown.
-    pub plugins: Vec<Arc<Plugin>>,
-}
-
-/// Build the router for a config, checking that every route can be served (this loads and
-/// initialises plugins).
-pub fn build_router(config: &Config, stats: &Arc<Stats>) -> Result<Built, ServerError> {
-    let file = config.source.as_ref().map_or_else(
-        || "(built-in defaults)".to_string(),
-        |p| p.display().to_string(),
-    );
-    let cgi = Arc::new(CgiShared {
-        children: Arc::new(Semaphore::new(config.cgi.max_children)),
-        registry: Arc::new(Registry::default()),
-        dispatcher: Arc::new(Dispatcher::default()),
-        max_head_bytes: config.server.max_head_bytes,
-        spawn: config.cgi.spawn,
-        spawner: std::sync::OnceLock::new(),
-        stats: stats.clone(),
-    });
-    let mut entries = Vec::with_capacity(config.routes.len());
-    let mut plugins: Vec<(PathBuf, String, Arc<Plugin>)> = Vec::new();
-    for route in &config.routes {
-        let fail = |message: String| ServerError::Route {
-            file: file.clone(),
-            line: route.line,
-            prefix: route.prefix.clone(),
-            message,
-        };
-        let handler: Arc<dyn Handler> = match &route.kind {
-            RouteKind::Handler(name) => match name.as_str() {
-                "status" => Arc::new(Status::new(stats.clone())),
-                "echo" => Arc::new(Echo),
-                "ticker" => Arc::new(Ticker),
-                "hello" => Arc::new(Hello),
-                other => return Err(fail(format!("unknown handler {other:?}"))),
-            },
-            RouteKind::StaticDir(dir) => Arc::new(
-                StaticDir::new(dir)
-                    .map_err(|e| fail(format!("static_dir {}: {e}", dir.display())))?,
-            ),
-            RouteKind::CgiDir(dir) => Arc::new(
-                CgiHandler::dir(dir, route.cgi.clone(), cgi.clone())
-                    .map_err(|e| fail(format!("cgi_dir {}: {e}", dir.display())))?,
-            ),
-            RouteKind::CgiScript(program) => Arc::new(
-                CgiHandler::script(program, route.cgi.clone(), cgi.clone())
-                    .map_err(|e| fail(format!("cgi_script {}: {e}", program.display())))?,
-            ),
-            RouteKind::Plugin { path, config } => {
-                let plugin = load_plugin(&mut plugins, path, config).map_err(fail)?;
-                Arc::new(PluginHandler::new(plugin))
-            }
-        };
-        entries.push(RouteEntry {
-            prefix: Arc::from(route.prefix.as_str()),
-            handler,
-            output: route.output,
-        });
+/// Check that `config` can be served, as `cgigate check` does: the TLS certificate and key
+/// load, folders and programs exist, plugins load and initialise (and are terminated
+/// again). Returns the number of routes.
+pub fn check_config(config: &Config) -> Result<usize, ServerError> {
+    if let Some(tls) = &config.tls {
+        crate::tls::server_config(tls)?;
     }
-    let router = Arc::new(Router::new(entries, config.output));
-    cgi.dispatcher.set(&router);
-    Ok(Built {
-        router,
-        cgi: cgi.registry.clone(),
-        cgi_shared: cgi,
-        plugins: plugins.into_iter().map(|(_, _, p)| p).collect(),
-    })
-}
-
-/// Load a plugin once per library: a second route naming the same file shares it, and must
-/// give it the same `plugin_config` (`init` runs once per library, as ISAPI's
-/// GetExtensionVersion did).
-fn load_plugin(
-    loaded: &mut Vec<(PathBuf, String, Arc<Plugin>)>,
-    path: &std::path::Path,
-    config: &str,
-) -> Result<Arc<Plugin>, String> {
-    let canonical = path
-        .canonicalize()
-        .map_err(|e| format!("plugin {}: {e}", path.display()))?;
-    if let Some((_, first_config, plugin)) = loaded.iter().find(|(p, _, _)| *p == canonical) {
-        if first_config != config {
-            return Err(format!(
-                "plugin {} is already loaded by another route with a different plugin_config",
-                path.display()
-            ));
-        }
-        return Ok(plugin.clone());
+    let built = routes::build(config, Vec::new(), &Arc::new(Stats::default()))?;
+    for plugin in &built.plugins {
+        plugin.terminate(Duration::ZERO);
     }
-    let plugin = Arc::new(Plugin::load(&canonical, config).map_err(|e| e.to_string())?);
-    tracing::info!(plugin = plugin.name(), path = %canonical.display(), "plugin loaded");
-    loaded.push((canonical, config.to_string(), plugin.clone()));
-    Ok(plugin)
+    Ok(config.routes.len())
 }
 
 /// A bound socket, plain or TLS.
@@ -207,16 +108,56 @@ pub struct Server {
     log_task: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Server {
-    /// Build routes, open the access log and bind every listener.
-    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+/// A server being put together: a config, and handlers of the embedding program's own
+/// mounted beside the config's routes (SPEC §6.1). They get the same output modes, limits,
+/// access log and keep-alive as every other route.
+pub struct Builder {
+    config: Config,
+    mounted: Vec<Mounted>,
+}
+
+impl Builder {
+    /// Mount `handler` at `prefix` (longest prefix wins, as for `[[route]]`), with the
+    /// config's `[output]` settings.
+    pub fn handler(self, prefix: &str, handler: impl Handler) -> Builder {
+        self.mount(prefix, Arc::new(handler), None)
+    }
+
+    /// Mount `handler` at `prefix` with output settings of its own.
+    pub fn handler_with_output(
+        self,
+        prefix: &str,
+        handler: impl Handler,
+        output: OutputConfig,
+    ) -> Builder {
+        self.mount(prefix, Arc::new(handler), Some(output))
+    }
+
+    fn mount(
+        mut self,
+        prefix: &str,
+        handler: Arc<dyn Handler>,
+        output: Option<OutputConfig>,
+    ) -> Builder {
+        self.mounted.push(Mounted {
+            prefix: prefix.to_string(),
+            handler,
+            output,
+        });
+        self
+    }
+
+    /// Build the routes, open the access log and bind every listener (call inside a tokio
+    /// runtime). A mounted prefix that is invalid or taken is a [`ServerError::Route`].
+    pub async fn bind(self) -> Result<Server, ServerError> {
+        let Builder { config, mounted } = self;
         let stats = Arc::new(Stats::default());
         let Built {
             router,
             cgi,
             cgi_shared,
             plugins,
-        } = build_router(&config, &stats)?;
+        } = routes::build(&config, mounted, &stats)?;
         let has_cgi = config
             .routes
             .iter()
@@ -231,29 +172,15 @@ impl Server {
         let (access, log_task) = AccessLog::start(&config.log.access, config.log.format)
             .await
             .map_err(ServerError::AccessLog)?;
-        let mut listeners = Vec::new();
-        for addr in &config.server.listen {
-            listeners.push(Listener {
-                tcp: bind(*addr).await?,
-                tls: None,
-            });
-        }
-        if let Some(tls) = &config.tls {
-            let acceptor = TlsAcceptor::from(crate::tls::server_config(tls)?);
-            for addr in &tls.listen {
-                listeners.push(Listener {
-                    tcp: bind(*addr).await?,
-                    tls: Some((acceptor.clone(), tls.handshake_timeout)),
-                });
-            }
-        }
+        let listeners = bind_all(&config).await?;
         let (shutdown, _) = watch::channel(false);
+        let app = Arc::new(App::new(router, access, stats.clone()));
         let shared = Arc::new(Shared {
+            settings: settings(&config),
             config,
-            router,
+            app,
             cgi,
             stats,
-            access,
             shutdown,
         });
         Ok(Server {
@@ -262,6 +189,42 @@ impl Server {
             plugins,
             log_task,
         })
+    }
+}
+
+/// Bind the plain listeners, then the TLS ones.
+async fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
+    let mut listeners = Vec::new();
+    for addr in &config.server.listen {
+        listeners.push(Listener {
+            tcp: bind(*addr).await?,
+            tls: None,
+        });
+    }
+    if let Some(tls) = &config.tls {
+        let acceptor = TlsAcceptor::from(crate::tls::server_config(tls)?);
+        for addr in &tls.listen {
+            listeners.push(Listener {
+                tcp: bind(*addr).await?,
+                tls: Some((acceptor.clone(), tls.handshake_timeout)),
+            });
+        }
+    }
+    Ok(listeners)
+}
+
+impl Server {
+    /// A server for `config`, to which handlers can be added before it binds.
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            mounted: Vec::new(),
+        }
+    }
+
+    /// Build routes, open the access log and bind every listener.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        Server::builder(config).bind().await
     }
 
     /// The URL of each listener: plain ones first, then TLS, each in config order.
@@ -321,6 +284,35 @@ impl Server {
     }
 }
 
+impl Shared {
+    /// What one connection is given.
+    fn context(&self) -> Context<App> {
+        Context {
+            settings: self.settings.clone(),
+            service: self.app.clone(),
+            shutdown: self.shutdown.subscribe(),
+        }
+    }
+}
+
+/// The connection settings of `[server]`.
+fn settings(config: &Config) -> Settings {
+    let server = &config.server;
+    Settings {
+        limits: Limits {
+            max_head_bytes: server.max_head_bytes,
+            max_headers: server.max_headers,
+            max_body_bytes: server.max_body_bytes,
+        },
+        max_requests: server.max_requests_per_connection,
+        header_timeout: server.header_timeout,
+        body_timeout: server.body_timeout,
+        keep_alive_timeout: server.keep_alive_timeout,
+        write_timeout: server.write_timeout,
+        half_close: server.half_close,
+    }
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await
@@ -372,10 +364,11 @@ async fn accept_loop(
         let tls = listener.tls.clone();
         tokio::spawn(async move {
             let _open = shared.stats.open_connection();
+            let ctx = shared.context();
             match tls {
                 None => {
                     let (r, w) = sock.into_split();
-                    crate::http::conn::serve(r, w, info, shared.clone(), id).await;
+                    conn::serve(r, w, info, ctx, id).await;
                 }
                 Some((acceptor, limit)) => {
                     // Boxed: the handshake's state is large, and a plain connection's task
@@ -383,7 +376,7 @@ async fn accept_loop(
                     Box::pin(async {
                         if let Some(stream) = crate::tls::accept(sock, &acceptor, limit).await {
                             let (r, w) = tokio::io::split(stream);
-                            crate::http::conn::serve(r, w, info, shared.clone(), id).await;
+                            conn::serve(r, w, info, ctx, id).await;
                         }
                     })
                     .await;

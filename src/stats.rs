@@ -14,6 +14,7 @@ pub struct Stats {
     requests: AtomicU64,
     by_framing: [AtomicU64; 4],
     errors: AtomicU64,
+    log_dropped: AtomicU64,
 }
 
 /// A consistent-enough copy of the counters.
@@ -35,8 +36,10 @@ pub struct Snapshot {
     pub responses_close: u64,
     /// Responses without a body (HEAD, 204, 304 and bodies that never started).
     pub responses_none: u64,
-    /// Requests refused before a handler ran (bad heads, limits).
+    /// Requests the server refused itself (bad or too slow heads and bodies, limits).
     pub bad_requests: u64,
+    /// Access log lines dropped because the log target could not keep up.
+    pub access_log_dropped: u64,
 }
 
 impl Default for Stats {
@@ -48,6 +51,7 @@ impl Default for Stats {
             requests: AtomicU64::new(0),
             by_framing: Default::default(),
             errors: AtomicU64::new(0),
+            log_dropped: AtomicU64::new(0),
         }
     }
 }
@@ -77,9 +81,14 @@ impl Stats {
         self.by_framing[slot].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A request was refused before routing.
+    /// The server refused a request itself.
     pub fn count_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An access log line was dropped.
+    pub fn count_log_dropped(&self) {
+        self.log_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Read the counters.
@@ -95,6 +104,7 @@ impl Stats {
             responses_close: get(&self.by_framing[2]),
             responses_none: get(&self.by_framing[3]),
             bad_requests: get(&self.errors),
+            access_log_dropped: get(&self.log_dropped),
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 
 use arbitrary::Arbitrary;
-use cgigate::cgi::env::{self, EnvRequest};
+use cgigate::parsers::cgi_env::{self as env, EnvRequest};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]

@@ -5,7 +5,7 @@
 //! every line end and around the size limit, the only places where the answer can change).
 #![no_main]
 
-use cgigate::cgi::header::{self, HeadError, Kind, ScriptHead};
+use cgigate::parsers::cgi_header::{self as header, HeadError, Kind, ScriptHead};
 use libfuzzer_sys::fuzz_target;
 
 type Parse = fn(&[u8], usize) -> Result<Option<(ScriptHead, usize)>, HeadError>;

@@ -10,7 +10,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use cgigate::http::decode::{BodyError, Decoder, Step, MAX_CHUNK_LINE_BYTES, MAX_TRAILER_BYTES};
+use cgigate::parsers::decode::{BodyError, Decoder, Step, MAX_CHUNK_LINE_BYTES, MAX_TRAILER_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {

@@ -6,7 +6,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use cgigate::http::head::{self, BodyFraming, HeadError, Limits, RequestHead, Version};
+use cgigate::parsers::head::{self, BodyFraming, HeadError, Limits, RequestHead, Version};
 use libfuzzer_sys::fuzz_target;
 
 /// Small enough that the fuzzer crosses every limit with short inputs.

@@ -1,4 +1,4 @@
-//! URL path → script: `cgi::script::resolve_in_dir`, `percent_decode_path` and
+//! URL path → script: `cgi::script::resolve_in_dir`, `http::path::percent_decode` and
 //! `router::normalize_path` on arbitrary paths, against a small fixed tree built once.
 //!
 //! No path ever resolves to a script outside the canonical root, nor through the links that
@@ -11,8 +11,8 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use cgigate::cgi::script::{self, Refusal, Script};
-use cgigate::router::normalize_path;
+use cgigate::parsers::cgi_script::{self as script, Refusal, Script};
+use cgigate::parsers::{normalize_path, percent_decode_path};
 use libfuzzer_sys::fuzz_target;
 
 const PREFIX: &str = "/cgi-bin/";
@@ -108,7 +108,7 @@ fuzz_target!(|input: &[u8]| {
 });
 
 fn check_decode(s: &str) {
-    let Some(decoded) = script::percent_decode_path(s) else {
+    let Some(decoded) = percent_decode_path(s) else {
         return;
     };
     assert!(!decoded.contains('\0'));

@@ -51,6 +51,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 
+use crate::handler::{Request, SERVER_SOFTWARE};
+use crate::http::path::percent_decode;
+use crate::http::syntax::{is_hop_by_hop, trim_ows};
+
 /// Everything the environment is built from.
 pub struct EnvRequest<'a> {
     /// Request method, e.g. `GET`.
@@ -88,20 +92,6 @@ pub struct EnvRequest<'a> {
     /// Exported as `SERVER_SOFTWARE`, e.g. `cgigate/0.1.0`.
     pub server_software: &'a str,
 }
-
-/// Hop-by-hop fields (lower case): they describe the client's connection to the gateway,
-/// which the gateway consumed, not the request the script answers. RFC 9110 §7.6.1 names
-/// Connection, Proxy-Connection, Keep-Alive, TE, Transfer-Encoding and Upgrade; Trailer
-/// announces trailers of a chunked body the script receives de-chunked (RFC 9110 §6.6.2).
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "transfer-encoding",
-    "upgrade",
-    "trailer",
-];
 
 /// The server's own environment, filtered: the names in `pass_env` that are set.
 ///
@@ -144,7 +134,7 @@ pub fn build(
     for (name, value) in inherited {
         env.set(name, value);
     }
-    server_vars(req, &mut env);
+    server_meta(req, &mut env);
     request_vars(req, &mut env);
     script_vars(req, &mut env);
     body_vars(req, &mut env);
@@ -213,7 +203,7 @@ impl Env {
 }
 
 /// Variables describing the gateway and the connection's local end.
-fn server_vars(req: &EnvRequest<'_>, env: &mut Env) {
+fn server_meta(req: &EnvRequest<'_>, env: &mut Env) {
     // RFC 3875 §4.1.4
     env.set("GATEWAY_INTERFACE", "CGI/1.1");
     // RFC 3875 §4.1.17
@@ -354,7 +344,7 @@ fn is_exported(field: &[u8], nominated: &[&[u8]], pass_auth: bool) -> bool {
         return false;
     }
     // RFC 9110 §7.6.1: hop-by-hop, plus the fields the Connection header lists.
-    if HOP_BY_HOP.iter().any(|hop| is(hop)) || nominated.iter().any(|n| is_same(field, n)) {
+    if is_hop_by_hop(field) || nominated.iter().any(|n| is_same(field, n)) {
         return false;
     }
     // RFC 3875 §4.1.18: authentication information SHOULD NOT reach the script. Credentials
@@ -378,17 +368,6 @@ fn connection_options<'h>(headers: &[(&[u8], &'h [u8])]) -> Vec<&'h [u8]> {
         .map(trim_ows)
         .filter(|option| !option.is_empty())
         .collect()
-}
-
-/// `value` without leading and trailing optional whitespace (RFC 9110 §5.6.3: SP / HTAB).
-fn trim_ows(value: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !is_ows(b))
-        .map_or(start, |i| i + 1);
-    value.get(start..end).unwrap_or_default()
 }
 
 /// `HTTP_` + the field name upper-cased with `-` → `_` (RFC 3875 §4.1.18). `field` has been
@@ -437,6 +416,89 @@ fn os_bytes(value: OsString) -> Vec<u8> {
 #[cfg(not(unix))]
 fn os_bytes(value: OsString) -> Vec<u8> {
     value.to_string_lossy().into_owned().into_bytes()
+}
+
+/// What answers a request, as far as the CGI environment is concerned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mount<'a> {
+    /// SCRIPT_NAME: the URL path of what answers.
+    pub(crate) script_name: &'a str,
+    /// SCRIPT_FILENAME: the program's file ("" for in-process handlers).
+    pub(crate) script_filename: &'a str,
+    /// PATH_INFO, decoded ("" for none).
+    pub(crate) path_info: &'a str,
+    /// DOCUMENT_ROOT ("" for none).
+    pub(crate) document_root: &'a str,
+    /// CONTENT_LENGTH, when the body's length is known to the reader.
+    pub(crate) content_length: Option<u64>,
+    /// Whether Authorization is exported.
+    pub(crate) pass_auth: bool,
+}
+
+/// The CGI environment (RFC 3875 §4.1, SPEC §5.2) of `req` for what `mount` says answers
+/// it; `inherited` first, `extra` last (it overrides).
+pub(crate) fn cgi_env(
+    req: &Request,
+    mount: &Mount<'_>,
+    inherited: Vec<(String, Vec<u8>)>,
+    extra: &[(String, String)],
+) -> Vec<(String, Vec<u8>)> {
+    let h = &req.head;
+    let headers: Vec<(&[u8], &[u8])> = h
+        .headers
+        .iter()
+        .map(|f| (&f.name[..], &f.value[..]))
+        .collect();
+    let request = EnvRequest {
+        method: h.method_str(),
+        target: h.target_str(),
+        query: h.query(),
+        protocol: h.version.as_str(),
+        headers: &headers,
+        host: h.host(),
+        peer: req.conn.peer,
+        local: req.conn.local,
+        tls: req.conn.tls,
+        script_name: mount.script_name,
+        script_filename: mount.script_filename,
+        path_info: mount.path_info,
+        document_root: mount.document_root,
+        content_length: mount.content_length,
+        has_body: req.body.is_present(),
+        pass_auth: mount.pass_auth,
+        server_software: SERVER_SOFTWARE,
+    };
+    build(&request, inherited, extra)
+}
+
+/// The server variables of SPEC §5.2 — the set a CGI script gets — for an in-process
+/// handler mounted at its route's prefix: SCRIPT_NAME is the prefix, PATH_INFO the decoded
+/// rest of the path. Sorted by name, each once. Values are bytes (header values may hold
+/// obs-text).
+///
+/// `None` when the rest of the path cannot be decoded as a CGI route would decode it (`%2F`,
+/// `%5C`, `%00`, a bad escape, not UTF-8): such a request gets 404 there, as it does on a
+/// CGI route (SPEC §5.1), rather than a PATH_INFO in another form.
+pub(crate) fn server_vars(req: &Request) -> Option<Vec<(String, Vec<u8>)>> {
+    let decoded = percent_decode(req.path_below_prefix())?;
+    let path_info = if decoded.is_empty() || decoded.starts_with('/') {
+        decoded
+    } else {
+        format!("/{decoded}")
+    };
+    let mount = Mount {
+        script_name: req.prefix.trim_end_matches('/'),
+        script_filename: "",
+        path_info: &path_info,
+        document_root: "",
+        content_length: req
+            .body
+            .is_present()
+            .then(|| req.body.content_length())
+            .flatten(),
+        pass_auth: false,
+    };
+    Some(cgi_env(req, &mount, Vec::new(), &[]))
 }
 
 #[cfg(test)]
@@ -1028,5 +1090,64 @@ mod tests {
         assert_eq!(trim_ows(b""), b"");
         assert_eq!(trim_ows(b" \t "), b"");
         assert_eq!(trim_ows(b" a b\t"), b"a b");
+    }
+
+    fn request(raw: &[u8], prefix: &str) -> Request {
+        use crate::handler::{Body, ConnInfo};
+        use crate::http::head::{parse, Limits};
+        let mut buf = bytes::BytesMut::from(raw);
+        let head = parse(&mut buf, &Limits::default()).unwrap().unwrap();
+        let path = head.path().to_string();
+        Request {
+            head,
+            conn: ConnInfo {
+                peer: "127.0.0.1:5000".parse().unwrap(),
+                local: "127.0.0.1:8080".parse().unwrap(),
+                tls: false,
+            },
+            prefix: std::sync::Arc::from(prefix),
+            path,
+            body: Body::empty(),
+            redirects: 0,
+        }
+    }
+
+    #[test]
+    fn server_vars_are_the_cgi_set_for_the_mount_point() {
+        let req = request(
+            b"GET /ext/hello/a%20b?x=1 HTTP/1.1\r\nHost: h:8080\r\nX-Ok: 1\r\nProxy: p\r\n\r\n",
+            "/ext/hello/",
+        );
+        let vars: BTreeMap<_, _> = server_vars(&req)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .collect();
+        assert_eq!(vars["SCRIPT_NAME"], "/ext/hello");
+        assert_eq!(vars["PATH_INFO"], "/a b");
+        assert_eq!(vars["QUERY_STRING"], "x=1");
+        assert_eq!(vars["SERVER_NAME"], "h");
+        assert_eq!(vars["SERVER_PORT"], "8080");
+        assert_eq!(vars["REMOTE_ADDR"], "127.0.0.1");
+        assert_eq!(vars["HTTP_X_OK"], "1");
+        assert!(!vars.contains_key("HTTP_PROXY"));
+        assert!(!vars.contains_key("CONTENT_LENGTH"));
+    }
+
+    #[test]
+    fn server_vars_refuse_what_a_cgi_route_refuses() {
+        for path in ["/ext/a%2Fb", "/ext/a%5Cb", "/ext/a%00", "/ext/%ff"] {
+            let raw = format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n");
+            assert!(
+                server_vars(&request(raw.as_bytes(), "/ext")).is_none(),
+                "{path}"
+            );
+        }
+        let req = request(b"GET /ext HTTP/1.1\r\nHost: h\r\n\r\n", "/ext");
+        let vars = server_vars(&req).unwrap();
+        assert!(
+            !vars.iter().any(|(k, _)| k == "PATH_INFO"),
+            "no PATH_INFO at the prefix"
+        );
     }
 }

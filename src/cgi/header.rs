@@ -47,6 +47,9 @@
 
 use std::fmt;
 
+use crate::http::status;
+use crate::http::syntax::{is_field_value, is_text, is_token, parse_decimal, trim_ows};
+
 /// What the script's header block says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptHead {
@@ -381,8 +384,8 @@ impl Block {
             // An NPH block that starts with the empty line has no status line at all.
             (Mode::Nph, None, _) => return Err(HeadError::BadStatusLine),
             // RFC 3875 §6.2.3: the server answers a client redirect with 302.
-            (Mode::Cgi, None, Kind::ClientRedirect) => 302,
-            (Mode::Cgi, None, _) => 200,
+            (Mode::Cgi, None, Kind::ClientRedirect) => status::FOUND,
+            (Mode::Cgi, None, _) => status::OK,
         };
         // RFC 3875 §6.2.1, §6.3.1: a document needs Content-Type; a Status field excuses it
         // (see the module doc).
@@ -416,7 +419,7 @@ fn split_field(line: &[u8]) -> Result<(&[u8], &[u8]), HeadError> {
     }
     let value = trim_ows(rest.get(1..).unwrap_or_default());
     // RFC 9110 §5.5: field-value = *( VCHAR / obs-text / SP / HTAB ).
-    if !value.iter().all(|&b| is_text(b) || b >= 0x80) {
+    if !is_field_value(value) {
         return Err(HeadError::ControlInValue);
     }
     Ok((name, value))
@@ -497,38 +500,6 @@ fn is_media_type(value: &[u8]) -> bool {
         }
         None => false,
     }
-}
-
-/// RFC 9110 §5.6.2: token = 1*tchar.
-fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// HTAB, SP or VCHAR.
-fn is_text(b: u8) -> bool {
-    b == b'\t' || b == b' ' || b.is_ascii_graphic()
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// `1*DIGIT` as a u64; `None` if empty, not all digits, or too large.
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    s.iter().try_fold(0u64, |n, &d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
 }
 
 /// `bytes` as a String; only called on bytes already checked to be ASCII.

@@ -20,15 +20,16 @@ use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio::time::{sleep_until, timeout, Instant};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::{CgiConfig, RequestBody, SpawnMode};
-use crate::handler::{Body, BoxFuture, Handler, HandlerError, Mount, Request};
+use crate::handler::{Body, BoxFuture, GatewayError, Handler, HandlerError, Request};
 use crate::handlers::plain;
 use crate::http::head::{self, Limits, RequestHead};
 use crate::response::Response;
 use crate::router::Dispatcher;
 use crate::stats::Stats;
+use env::Mount;
 use output::{Ended, Failure};
 use process::{Input, Pipes, Process, Registry};
 use script::{Refusal, Script};
@@ -145,6 +146,18 @@ impl CgiHandler {
             Ok(s) => s,
             Err(refusal) => return plain(res, refusal.status(), refusal.as_str()).await,
         };
+        self.serve_script(req, res, &script)
+            .await
+            .map_err(|e| e.of_program(&script.script_name))
+    }
+
+    /// Run `script` for the request.
+    async fn serve_script(
+        &self,
+        req: &mut Request,
+        res: &mut Response,
+        script: &Script,
+    ) -> Result<(), HandlerError> {
         // SPEC §5.6: wait up to queue_timeout for a slot, then 503 with Retry-After.
         let permit = match timeout(
             self.cfg.queue_timeout,
@@ -153,11 +166,7 @@ impl CgiHandler {
         .await
         {
             Ok(Ok(permit)) => permit,
-            _ => {
-                debug!("no free CGI slot within queue_timeout");
-                res.set_header("Retry-After", "1");
-                return plain(res, 503, "Service Unavailable").await;
-            }
+            _ => return Err(GatewayError::NoSlot(self.cfg.queue_timeout).into()),
         };
         let spooled = match self.cfg.request_body {
             RequestBody::Spool if req.body.is_present() => {
@@ -170,7 +179,7 @@ impl CgiHandler {
             None if req.body.is_present() => req.body.content_length(),
             None => None,
         };
-        let environment = self.environment(req, &script, content_length);
+        let environment = self.environment(req, script, content_length);
         let (stdin, memory_body) = match spooled {
             Some(Spooled::File(file, _)) => (Input::File(file), None),
             Some(Spooled::Memory(pieces, _)) => (Input::Pipe, Some(pieces)),
@@ -185,13 +194,10 @@ impl CgiHandler {
         let spawner = match (helper, self.shared.spawner.get()) {
             (false, _) => None,
             (true, Some(s)) => Some(s),
-            (true, None) => {
-                warn!("the CGI spawn helper was not started");
-                return Err(HandlerError::Status(500));
-            }
+            (true, None) => return Err(GatewayError::NoHelper.into()),
         };
         let spawned = Process::spawn(
-            &script,
+            script,
             &environment,
             stdin,
             self.cfg.kill_grace,
@@ -203,10 +209,14 @@ impl CgiHandler {
         let (process, pipes) = match spawned {
             Ok(p) => p,
             Err(e) => {
-                warn!(program = %script.program.display(), error = %e, "cannot start script");
                 // SPEC §5.6: spawn failure → 500, EAGAIN (out of processes) → 503.
                 let busy = e.raw_os_error() == Some(nix::errno::Errno::EAGAIN as i32);
-                return Err(HandlerError::Status(if busy { 503 } else { 500 }));
+                return Err(if busy {
+                    GatewayError::Busy
+                } else {
+                    GatewayError::Spawn(e)
+                }
+                .into());
             }
         };
         let feed = Feed {
@@ -262,7 +272,7 @@ impl CgiHandler {
             content_length,
             pass_auth: self.cfg.pass_auth,
         };
-        req.cgi_env(&mount, self.inherited.clone(), &self.cfg.env)
+        env::cgi_env(req, &mount, self.inherited.clone(), &self.cfg.env)
     }
 
     /// Serve stdin, stdout and stderr concurrently until the output ends, under the
@@ -336,13 +346,12 @@ impl CgiHandler {
             debug!(%status, "script exit status");
         }
         if timed_out {
-            warn!(script, "script timeout; process group stopped");
-            return Err(HandlerError::Status(504));
+            return Err(GatewayError::Timeout.into());
         }
         match result {
             Some(Ok(ended)) => Ok(ended),
-            Some(Err(failure)) => Err(failure_to_error(failure, script)),
-            None => Err(HandlerError::Status(502)),
+            Some(Err(failure)) => Err(failure.into()),
+            None => Err(GatewayError::NoResponse.into()),
         }
     }
 
@@ -354,15 +363,14 @@ impl CgiHandler {
         location: &str,
     ) -> Result<(), HandlerError> {
         if req.redirects >= MAX_REDIRECTS {
-            warn!(location, "too many local redirects");
-            return Err(HandlerError::Status(500));
+            return Err(GatewayError::TooManyRedirects(MAX_REDIRECTS).into());
         }
+        debug!(location, "local redirect");
         let Some(head) = redirected_head(&req.head, location) else {
-            warn!(location, "local redirect to an invalid target");
-            return Err(HandlerError::Status(502));
+            return Err(GatewayError::BadRedirect.into());
         };
         let Some(m) = self.shared.dispatcher.route(head.path()) else {
-            return Err(HandlerError::Status(500));
+            return Err(GatewayError::Unroutable.into());
         };
         let mut next = Request {
             head,
@@ -376,25 +384,16 @@ impl CgiHandler {
     }
 }
 
-fn failure_to_error(failure: Failure, script: &str) -> HandlerError {
-    match failure {
-        Failure::BadHead(e) => {
+impl From<Failure> for HandlerError {
+    fn from(failure: Failure) -> HandlerError {
+        match failure {
             // SPEC §5.4: details to the log, a generic 502 to the client.
-            warn!(script, error = e.as_str(), "malformed script output");
-            HandlerError::Status(502)
+            Failure::BadHead(e) => GatewayError::BadOutput(e.as_str()).into(),
+            Failure::IdleBeforeHead => GatewayError::IdleBeforeHead.into(),
+            Failure::Idle => GatewayError::Idle.into(),
+            Failure::Io(e) => GatewayError::ReadOutput(e).into(),
+            Failure::Client(e) => e,
         }
-        Failure::IdleBeforeHead | Failure::Idle => {
-            warn!(
-                script,
-                "script silent for idle_timeout; process group stopped"
-            );
-            HandlerError::Status(504)
-        }
-        Failure::Io(e) => {
-            warn!(script, error = %e, "reading script output failed");
-            HandlerError::Status(502)
-        }
-        Failure::Client(e) => e,
     }
 }
 

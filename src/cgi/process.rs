@@ -68,6 +68,7 @@ impl Registry {
             .len()
     }
 
+    #[cfg(test)]
     /// Whether no script is running.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

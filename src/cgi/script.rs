@@ -10,6 +10,9 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::http::path::percent_decode;
+use crate::http::status;
+
 /// A program to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
@@ -42,8 +45,8 @@ impl Refusal {
     /// The HTTP status code for this refusal.
     pub fn status(self) -> u16 {
         match self {
-            Refusal::NotFound => 404,
-            Refusal::Forbidden => 403,
+            Refusal::NotFound => status::NOT_FOUND,
+            Refusal::Forbidden => status::FORBIDDEN,
         }
     }
 
@@ -71,7 +74,7 @@ pub fn resolve_in_dir(
     interpreters: &Interpreters,
 ) -> Result<Script, Refusal> {
     // SPEC §5.1: decoded once; `%2F` and `%00` → 404.
-    let decoded = percent_decode_path(below).ok_or(Refusal::NotFound)?;
+    let decoded = percent_decode(below).ok_or(Refusal::NotFound)?;
     // The router removed dot-segments before decoding; a "%2e%2e" only appears now.
     refuse_dot_dot(&decoded)?;
     let root = root.canonicalize().map_err(|e| io_refusal(&e))?;
@@ -103,7 +106,7 @@ pub fn resolve_fixed(
     below: &str,
     interpreters: &Interpreters,
 ) -> Result<Script, Refusal> {
-    let decoded = percent_decode_path(below).ok_or(Refusal::NotFound)?;
+    let decoded = percent_decode(below).ok_or(Refusal::NotFound)?;
     // PATH_INFO is mapped onto the filesystem by scripts (PATH_TRANSLATED, RFC 3875 §4.1.6):
     // a decoded dot-dot in it would climb out of whatever folder they map it under.
     refuse_dot_dot(&decoded)?;
@@ -139,45 +142,6 @@ pub fn resolve_fixed(
         nph,
         script_filename: path,
     })
-}
-
-/// Percent-decode once (RFC 3986 §2.1).
-///
-/// `None` when the result would contain NUL, a "/" from `%2F` or a "\\" from `%5C` (either
-/// would let one URL segment name two path components), is not UTF-8, or has a bad escape
-/// (`%zz`, a `%4` at the end).
-pub fn percent_decode_path(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let byte = if b[i] == b'%' {
-            let hi = hex_digit(*b.get(i + 1)?)?;
-            let lo = hex_digit(*b.get(i + 2)?)?;
-            i += 3;
-            let c = hi * 16 + lo;
-            // SPEC §5.1: `%2F` → 404; `%5C` is the same trick for Windows-minded scripts.
-            if c == b'/' || c == b'\\' {
-                return None;
-            }
-            c
-        } else {
-            i += 1;
-            b[i - 1]
-        };
-        // SPEC §5.1: `%00` → 404; no path or environment value can carry a NUL.
-        if byte == 0 {
-            return None;
-        }
-        out.push(byte);
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_digit(c: u8) -> Option<u8> {
-    char::from(c)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// The end of a successful walk: the script file and how it was reached.
@@ -615,34 +579,6 @@ mod tests {
         assert!(f.resolve("nph-stream/a").unwrap().nph);
         assert!(f.resolve("sub/nph-x.py").unwrap().nph);
         assert!(!f.resolve("nphx").unwrap().nph);
-    }
-
-    #[test]
-    fn percent_decode_table() {
-        let cases: &[(&str, Option<&str>)] = &[
-            ("", Some("")),
-            ("/plain/path", Some("/plain/path")),
-            ("a%20b", Some("a b")),
-            ("%41%62%7e", Some("Ab~")),
-            ("caf%C3%A9", Some("café")),
-            ("%2541", Some("%41")),
-            ("%zz", None),
-            ("%4", None),
-            ("a%", None),
-            ("%g0", None),
-            ("a%2fb", None),
-            ("a%2Fb", None),
-            ("a%5cb", None),
-            ("a%5Cb", None),
-            ("%00", None),
-            ("a\0b", None),
-            ("%ff", None),
-            ("%C3", None),
-        ];
-        for (input, want) in cases {
-            crate::fuzz_seeds::save("path_mapping", input.as_bytes());
-            assert_eq!(percent_decode_path(input).as_deref(), *want, "{input:?}");
-        }
     }
 
     #[test]

@@ -25,11 +25,6 @@ impl Spooled {
             Spooled::Memory(_, n) | Spooled::File(_, n) => *n,
         }
     }
-
-    /// Whether the body is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Read the whole body; `memory` bytes at most are held in memory.

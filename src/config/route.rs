@@ -9,7 +9,8 @@ use toml::Spanned;
 use super::build::Builder;
 use super::error::{join_key, ConfigError};
 use super::raw::{Field, RawRoute, RawRouteHead};
-use super::{CgiConfig, OutputConfig, Route, RouteKind, BUILTIN_HANDLERS};
+use super::{CgiConfig, OutputConfig, Route, RouteKind};
+use crate::handlers::BUILTINS;
 
 /// The keys that say what a route is; exactly one must be set.
 const KIND_KEYS: &str = "handler, static_dir, cgi_dir, cgi_script, plugin";
@@ -83,7 +84,7 @@ fn build_route(
 
 /// A prefix must be a plain URL path: `?` and `#` end a path so could never match, and `%`
 /// would leave it unclear whether the raw or the decoded path is meant.
-fn check_prefix(prefix: &str) -> Result<(), String> {
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), String> {
     if !prefix.starts_with('/') {
         return Err(format!("invalid prefix {prefix:?}: must start with \"/\""));
     }
@@ -174,12 +175,13 @@ fn handler_kind(
 ) -> Result<RouteKind, ConfigError> {
     let span = handler.span();
     let name = handler.into_inner();
-    if BUILTIN_HANDLERS.contains(&name.as_str()) {
+    if BUILTINS.iter().any(|(known, _)| *known == name) {
         return Ok(RouteKind::Handler(name));
     }
+    let known: Vec<&str> = BUILTINS.iter().map(|(known, _)| *known).collect();
     let message = format!(
         "unknown handler {name:?} (built-in handlers: {})",
-        BUILTIN_HANDLERS.join(", ")
+        known.join(", ")
     );
     Err(ctx.src.invalid(span, join_key(table, "handler"), message))
 }

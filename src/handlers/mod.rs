@@ -13,8 +13,34 @@ pub use static_dir::StaticDir;
 pub use status::Status;
 pub use ticker::Ticker;
 
+use std::sync::Arc;
+
 use crate::handler::{BoxFuture, Handler, HandlerError, Request};
+use crate::http::status as code;
 use crate::response::Response;
+use crate::stats::Stats;
+
+/// Makes a built-in handler; it may read the server's counters.
+type Make = fn(&Arc<Stats>) -> Arc<dyn Handler>;
+
+/// The built-in handlers a `handler = "…"` route may name: SPEC §2's `status` and `echo`,
+/// `ticker` (the producer the shipped config uses to compare output modes) and `hello`
+/// (the benchmarks' counterpart of nginx's `return 200`). The one list both the config
+/// check and the route building read.
+pub(crate) const BUILTINS: &[(&str, Make)] = &[
+    ("status", |stats| Arc::new(Status::new(stats.clone()))),
+    ("echo", |_| Arc::new(Echo)),
+    ("ticker", |_| Arc::new(Ticker)),
+    ("hello", |_| Arc::new(Hello)),
+];
+
+/// The built-in handler called `name`, if there is one.
+pub(crate) fn builtin(name: &str, stats: &Arc<Stats>) -> Option<Arc<dyn Handler>> {
+    BUILTINS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, make)| make(stats))
+}
 
 /// Answer with a short plain-text body and the given status.
 pub(crate) async fn plain(res: &mut Response, status: u16, text: &str) -> Result<(), HandlerError> {
@@ -34,7 +60,7 @@ impl Handler for NotFound {
         _req: &'a mut Request,
         res: &'a mut Response,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(plain(res, 404, "Not Found"))
+        Box::pin(plain(res, code::NOT_FOUND, "Not Found"))
     }
 }
 
@@ -55,7 +81,7 @@ impl Handler for RedirectToPrefix {
                 location.push_str(query);
             }
             res.set_header("Location", location);
-            plain(res, 301, "Moved Permanently").await
+            plain(res, code::MOVED_PERMANENTLY, "Moved Permanently").await
         })
     }
 }

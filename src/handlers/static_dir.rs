@@ -12,6 +12,8 @@ use tokio::io::AsyncReadExt;
 
 use super::plain;
 use crate::handler::{BoxFuture, Handler, HandlerError, Request};
+use crate::http::path::percent_decode;
+use crate::http::status;
 use crate::response::Response;
 
 /// File reads are this big (bytes).
@@ -60,39 +62,39 @@ impl StaticDir {
         let method = req.head.method_str();
         if method != "GET" && method != "HEAD" {
             res.set_header("Allow", "GET, HEAD");
-            return plain(res, 405, "Method Not Allowed").await;
+            return plain(res, status::METHOD_NOT_ALLOWED, "Method Not Allowed").await;
         }
         let below = req.path_below_prefix().to_string();
         let path = match self.resolve(&below) {
             Ok(p) => p,
-            Err(Refusal::NotFound) => return plain(res, 404, "Not Found").await,
-            Err(Refusal::Forbidden) => return plain(res, 403, "Forbidden").await,
+            Err(Refusal::NotFound) => return plain(res, status::NOT_FOUND, "Not Found").await,
+            Err(Refusal::Forbidden) => return plain(res, status::FORBIDDEN, "Forbidden").await,
             Err(Refusal::AddSlash) => {
                 res.set_header("Location", format!("{}/", req.path));
-                return plain(res, 301, "Moved Permanently").await;
+                return plain(res, status::MOVED_PERMANENTLY, "Moved Permanently").await;
             }
         };
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                return plain(res, 403, "Forbidden").await
+                return plain(res, status::FORBIDDEN, "Forbidden").await
             }
-            Err(_) => return plain(res, 404, "Not Found").await,
+            Err(_) => return plain(res, status::NOT_FOUND, "Not Found").await,
         };
         let meta = file.metadata().await?;
         let modified = meta.modified().ok().map(whole_seconds);
         if let (Some(mtime), Some(since)) = (modified, if_modified_since(req)) {
             if mtime <= since {
-                res.status(304);
+                res.status(status::NOT_MODIFIED);
                 if let Some(m) = modified {
-                    res.set_header("Last-Modified", httpdate::fmt_http_date(m));
+                    res.set_header("Last-Modified", crate::http::date::http_date(m));
                 }
                 return Ok(());
             }
         }
         res.set_header("Content-Type", content_type(&path));
         if let Some(m) = modified {
-            res.set_header("Last-Modified", httpdate::fmt_http_date(m));
+            res.set_header("Last-Modified", crate::http::date::http_date(m));
         }
         let len = meta.len();
         res.sized(len);
@@ -149,31 +151,6 @@ impl StaticDir {
             Err(Refusal::Forbidden)
         }
     }
-}
-
-/// Percent-decode a path; None when it would contain NUL or an encoded "/" (which would
-/// otherwise let one segment name a path in a sub-folder), or is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = |c: u8| char::from(c).to_digit(16);
-            let h = b.get(i + 1).copied().and_then(hex)?;
-            let l = b.get(i + 2).copied().and_then(hex)?;
-            let c = (h * 16 + l) as u8;
-            if c == 0 || c == b'/' || c == b'\\' {
-                return None;
-            }
-            out.push(c);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn whole_seconds(t: SystemTime) -> SystemTime {

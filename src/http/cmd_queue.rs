@@ -1,5 +1,5 @@
-//! The queue from a handler's [`crate::response::Response`] to its connection loop: head,
-//! body pieces, flush, end. Bounded, so a handler that outruns a slow client waits
+//! The queue from a handler's response writer to its connection loop: head, body pieces,
+//! flush, end. Bounded, so a handler that outruns a slow client waits
 //! (back-pressure).
 //!
 //! Why not `tokio::sync::mpsc`: a channel costs two allocations and a semaphore per
@@ -11,14 +11,32 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use crate::response::Cmd;
+use bytes::Bytes;
+
+use super::framer::Head;
+
+/// What the handler side tells the connection.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// The head (sent lazily with the first write, flush or the end).
+    Head(Head),
+    /// A piece of body.
+    Data(Bytes),
+    /// Deliver what is held now (stream and auto modes).
+    Flush,
+    /// The handler finished; the body is complete.
+    End,
+    /// The handler failed: this status if nothing was sent, else close without completing
+    /// the body.
+    Abort(u16),
+}
 
 /// Commands queued before the producer waits.
-pub const CAPACITY: usize = 8;
+pub(crate) const CAPACITY: usize = 8;
 
 /// A bounded single-producer, single-consumer queue of [`Cmd`]s.
 #[derive(Debug, Default)]
-pub struct CmdQueue {
+pub(crate) struct CmdQueue {
     inner: Mutex<Inner>,
 }
 
@@ -40,7 +58,7 @@ struct Inner {
 
 /// Why a send failed: the connection is no longer taking commands.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Closed;
+pub(crate) struct Closed;
 
 impl CmdQueue {
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -48,7 +66,7 @@ impl CmdQueue {
     }
 
     /// Queue `cmd`, or wait for room. The command is given back while waiting.
-    pub fn poll_send(
+    pub(crate) fn poll_send(
         &self,
         cx: &mut Context<'_>,
         cmd: &mut Option<Cmd>,
@@ -73,13 +91,13 @@ impl CmdQueue {
     }
 
     /// Queue `cmd`, waiting for room.
-    pub async fn send(&self, cmd: Cmd) -> Result<(), Closed> {
+    pub(crate) async fn send(&self, cmd: Cmd) -> Result<(), Closed> {
         let mut cmd = Some(cmd);
         std::future::poll_fn(|cx| self.poll_send(cx, &mut cmd)).await
     }
 
     /// The next command; `Ready(None)` once the producer is gone and the queue is empty.
-    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Cmd>> {
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Cmd>> {
         match take(self.lock()) {
             Ok(cmd) => Poll::Ready(Some(cmd)),
             Err(q) if q.producer_closed => Poll::Ready(None),
@@ -91,17 +109,17 @@ impl CmdQueue {
     }
 
     /// The next command if one is queued.
-    pub fn try_recv(&self) -> Option<Cmd> {
+    pub(crate) fn try_recv(&self) -> Option<Cmd> {
         take(self.lock()).ok()
     }
 
     /// Wait for the next command (see [`CmdQueue::poll_recv`]).
-    pub async fn recv(&self) -> Option<Cmd> {
+    pub(crate) async fn recv(&self) -> Option<Cmd> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// The producer is done (the response writer was dropped).
-    pub fn close_producer(&self) {
+    pub(crate) fn close_producer(&self) {
         let mut q = self.lock();
         q.producer_closed = true;
         let consumer = q.consumer.take();
@@ -112,7 +130,7 @@ impl CmdQueue {
     }
 
     /// The consumer is done: later sends fail, queued commands are dropped.
-    pub fn close_consumer(&self) {
+    pub(crate) fn close_consumer(&self) {
         let mut q = self.lock();
         q.consumer_closed = true;
         while pop(&mut q).is_some() {}

@@ -1,32 +1,33 @@
-//! One client connection: read a head → route → run the handler → frame and write its
-//! response → keep-alive or close. The handler future is polled inside this task's select
-//! loop, next to the socket, the body decoder and the timers, so one place sees everything
-//! that can happen during an exchange: output, body demand (`100 Continue`), a client that
-//! goes away, a stalled upload, a client that stops reading, shutdown.
+//! One client connection: read a head → start the [`Service`]'s call → drive the
+//! [`Exchange`] until it ends → keep-alive or close. The call's future is polled inside this
+//! task's select loop, next to the socket, the body decoder and the timers, so one place
+//! sees everything that can happen during an exchange: output, body demand (`100
+//! Continue`), a client that goes away, a stalled upload, a client that stops reading,
+//! shutdown. Each `select!` arm hands its event to one method; the decisions are the
+//! exchange's.
 
 use std::future::Future;
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant, Sleep};
-use tracing::{debug, info_span, warn, Instrument};
+use tracing::{debug, info_span, Instrument};
 
-use crate::access_log::Entry;
-use crate::handler::{Body, BodyMsg, ConnInfo, ExchangeShared, Handler, Request};
-use crate::http::decode::{Decoder, Step};
-use crate::http::framer::{self, Framer, OutputLimits};
-use crate::http::head::{self, BodyFraming, Limits, RequestHead};
-use crate::http::outbuf::{OutQueue, MAX_SLICES};
-use crate::response::{Cmd, Response};
-use crate::server::Shared;
+use super::channel::{self, BodyMsg, Channel};
+use super::decode::Decoder;
+use super::exchange::{Exchange, Outcome, Start};
+use super::framer::{Framer, OutputLimits, Sink};
+use super::head::{self, BodyFraming, HeadError, Limits, RequestHead, Version};
+use super::outbuf::{OutQueue, MAX_SLICES};
+use super::service::{ConnInfo, Record, Requested, Service};
+use super::status;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -34,24 +35,49 @@ const READ_CHUNK: usize = 16 * 1024;
 const MIN_READ_ROOM: usize = 4 * 1024;
 /// Most request-body bytes read ahead of the handler (bytes).
 const BODY_READ_AHEAD: usize = 64 * 1024;
-/// Body pieces queued for the handler before reading pauses.
-const BODY_QUEUE: usize = 4;
-/// Output bytes queued for a slow client before the handler waits (bytes).
-const OUT_HIGH_WATER: usize = 256 * 1024;
-/// An unread request body up to this size is read and discarded to keep the connection (bytes).
-const DRAIN_LIMIT: u64 = 256 * 1024;
 /// Lingering close: how long, and how much, we read and discard after an error response so
 /// the client sees the response instead of a reset.
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
+/// Most bytes of a refused request line the log keeps.
+const LOGGED_LINE_BYTES: usize = 1024;
+
+/// The `[server]` settings a connection obeys.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Head size and count limits, and the body limit.
+    pub(crate) limits: Limits,
+    /// Requests served on one connection.
+    pub(crate) max_requests: u64,
+    /// Time for a whole request head.
+    pub(crate) header_timeout: Duration,
+    /// Longest silence while a request body is read.
+    pub(crate) body_timeout: Duration,
+    /// Idle time allowed between requests.
+    pub(crate) keep_alive_timeout: Duration,
+    /// Longest stall while writing.
+    pub(crate) write_timeout: Duration,
+    /// EOF from a client with a pending response is not a disconnect.
+    pub(crate) half_close: bool,
+}
+
+/// What a connection is given: its settings, the application, and the shutdown signal.
+pub(crate) struct Context<S> {
+    /// The `[server]` settings.
+    pub(crate) settings: Settings,
+    /// The application.
+    pub(crate) service: Arc<S>,
+    /// Flips to true once, at shutdown.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
 
 /// Serve one connection until it closes. Errors are logged here and never escape.
-pub async fn serve<R, W>(r: R, w: W, info: ConnInfo, shared: Arc<Shared>, id: u64)
+pub(crate) async fn serve<R, W, S>(r: R, w: W, info: ConnInfo, ctx: Context<S>, id: u64)
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
+    S: Service,
 {
-    let shutdown = shared.shutdown.subscribe();
     let span = info_span!("conn", id, peer = %info.peer);
     let conn = Conn {
         r,
@@ -61,13 +87,12 @@ where
         out: OutQueue::new(),
         read_eof: false,
         head_timer: Box::pin(sleep_until(Instant::now())),
-        shutdown,
-        shared,
+        ctx,
     };
     conn.run().instrument(span).await;
 }
 
-struct Conn<R, W> {
+struct Conn<R, W, S> {
     r: R,
     w: W,
     info: ConnInfo,
@@ -78,49 +103,44 @@ struct Conn<R, W> {
     /// connection and moved, not made anew per request: moving a registered timer to a later
     /// deadline does not touch the runtime's timer wheel.
     head_timer: Pin<Box<Sleep>>,
-    shutdown: watch::Receiver<bool>,
-    shared: Arc<Shared>,
+    ctx: Context<S>,
 }
 
-/// How an exchange left the connection.
-enum Outcome {
-    KeepAlive,
-    /// Write what is queued, then close.
-    Close,
-    /// Write the error response, then close lingering (RFC 9112 §9.6).
-    Linger,
-    /// The client is gone; drop everything.
-    Gone,
+/// Why no head came.
+enum NoHead {
+    /// Close quietly: idle timeout, EOF, a reset, shutdown.
+    Quiet,
+    /// The head was refused or timed out: the answer is queued; close as this says.
+    Refused(Outcome),
 }
 
-impl<R, W> Conn<R, W>
+impl<R, W, S> Conn<R, W, S>
 where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
+    S: Service,
 {
     async fn run(mut self) {
-        let cfg = &self.shared.config.server;
         // header_timeout counts from accept, then from the end of each response; it is a
         // deadline for the whole head, never reset by a byte arriving.
-        let mut head_deadline = Instant::now() + cfg.header_timeout;
+        let mut head_deadline = Instant::now() + self.ctx.settings.header_timeout;
         let mut idle_deadline = head_deadline;
         let mut served = 0u64;
         loop {
             let head = match self.read_head(head_deadline, idle_deadline).await {
-                Ok(Some(head)) => head,
-                Ok(None) => break,
-                Err(outcome) => return self.finish(outcome).await,
+                Ok(head) => head,
+                Err(NoHead::Quiet) => return self.finish(Outcome::Close).await,
+                Err(NoHead::Refused(outcome)) => return self.finish(outcome).await,
             };
             served += 1;
-            let cfg = &self.shared.config.server;
-            let keep_alive = served < cfg.max_requests_per_connection && !self.is_shutting_down();
+            let keep_alive = served < self.ctx.settings.max_requests && !self.is_shutting_down();
             // Boxed: an idle connection's task then holds only a pointer-sized slot for it.
             match Box::pin(self.exchange(head, keep_alive)).await {
                 Outcome::KeepAlive => {
-                    let cfg = &self.shared.config.server;
+                    let settings = &self.ctx.settings;
                     let now = Instant::now();
-                    head_deadline = now + cfg.header_timeout;
-                    idle_deadline = now + cfg.keep_alive_timeout.min(cfg.header_timeout);
+                    head_deadline = now + settings.header_timeout;
+                    idle_deadline = now + settings.keep_alive_timeout.min(settings.header_timeout);
                     self.out.shrink();
                     if self.rbuf.is_empty() {
                         // An idle keep-alive connection holds no buffer memory.
@@ -130,47 +150,36 @@ where
                 outcome => return self.finish(outcome).await,
             }
         }
-        self.finish(Outcome::Close).await;
     }
 
     fn is_shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
+        *self.ctx.shutdown.borrow()
     }
 
-    fn limits(&self) -> Limits {
-        let cfg = &self.shared.config.server;
-        Limits {
-            max_head_bytes: cfg.max_head_bytes,
-            max_headers: cfg.max_headers,
-            max_body_bytes: cfg.max_body_bytes,
-        }
-    }
+    // ---- the head -----------------------------------------------------------------------
 
-    /// Wait for a complete head. `Ok(None)`: close quietly (idle timeout, EOF, shutdown).
+    /// Wait for a complete head.
     async fn read_head(
         &mut self,
         deadline: Instant,
         idle_deadline: Instant,
-    ) -> Result<Option<RequestHead>, Outcome> {
-        let limits = self.limits();
+    ) -> Result<RequestHead, NoHead> {
+        let started = Instant::now();
         // head::parse rescans from the start; call it only when the bytes could hold a whole
-        // head (or break a limit), so a client trickling bytes costs O(n), not O(n²).
+        // head, break a limit, or have just completed the request line (which fails early),
+        // so a client trickling bytes costs O(n), not O(n²).
         let mut scanned = 0;
+        let mut line_checked = false;
         loop {
-            if may_end_head(&self.rbuf, &mut scanned) || self.rbuf.len() > limits.max_head_bytes {
-                match head::parse(&mut self.rbuf, &limits) {
-                    Ok(Some(head)) => return Ok(Some(head)),
+            if self.may_parse(&mut scanned, &mut line_checked) {
+                match head::parse(&mut self.rbuf, &self.ctx.settings.limits) {
+                    Ok(Some(head)) => return Ok(head),
                     Ok(None) => {}
-                    Err(e) => {
-                        debug!(error = %e, status = e.status(), "closing: bad request head");
-                        self.shared.stats.count_error();
-                        framer::error_response(&mut self.out, e.status(), e.as_str(), false, false);
-                        return Err(Outcome::Linger);
-                    }
+                    Err(e) => return Err(self.refuse_head(e, started)),
                 }
             }
             if self.read_eof {
-                return Ok(None);
+                return Err(NoHead::Quiet);
             }
             let idle = self.rbuf.is_empty();
             let until = if idle {
@@ -178,343 +187,350 @@ where
             } else {
                 deadline
             };
-            let shutting_down = self.is_shutting_down();
             if self.head_timer.deadline() != until {
                 self.head_timer.as_mut().reset(until);
             }
+            let shutting_down = self.is_shutting_down();
             tokio::select! {
                 n = read_lean(&mut self.r, &mut self.rbuf) => match n {
                     Ok(0) => self.read_eof = true,
                     Ok(_) => {}
-                    Err(_) => return Ok(None),
+                    Err(_) => return Err(NoHead::Quiet),
                 },
                 _ = self.head_timer.as_mut() => {
                     if idle {
-                        return Ok(None);
+                        return Err(NoHead::Quiet);
                     }
-                    debug!("closing: header_timeout");
-                    framer::error_response(&mut self.out, 408, "request head not received in time", false, false);
-                    return Err(Outcome::Close);
+                    return Err(self.head_timed_out(started));
                 }
-                _ = self.shutdown.changed(), if idle && !shutting_down => {}
+                changed = self.ctx.shutdown.changed(), if idle && !shutting_down => {
+                    if changed.is_err() {
+                        // The server is gone without saying so: nothing left to serve for.
+                        return Err(NoHead::Quiet);
+                    }
+                }
             }
             if idle && self.is_shutting_down() {
-                return Ok(None);
+                return Err(NoHead::Quiet);
             }
         }
     }
+
+    /// Whether the bytes read so far are worth a parse.
+    fn may_parse(&self, scanned: &mut usize, line_checked: &mut bool) -> bool {
+        if !*line_checked && memchr::memchr(b'\n', &self.rbuf).is_some() {
+            *line_checked = true;
+            return true;
+        }
+        may_end_head(&self.rbuf, scanned)
+            || self.rbuf.len() > self.ctx.settings.limits.max_head_bytes
+    }
+
+    fn refuse_head(&mut self, e: HeadError, started: Instant) -> NoHead {
+        debug!(error = %e, status = e.status(), "closing: bad request head");
+        self.answer_refused(e.status(), e.as_str(), started);
+        NoHead::Refused(Outcome::Linger)
+    }
+
+    fn head_timed_out(&mut self, started: Instant) -> NoHead {
+        debug!("closing: header_timeout");
+        self.answer_refused(
+            status::REQUEST_TIMEOUT,
+            "request head not received in time",
+            started,
+        );
+        NoHead::Refused(Outcome::Close)
+    }
+
+    /// Queue the server's own answer to a head it will not serve, and record it.
+    fn answer_refused(&mut self, status: u16, detail: &str, started: Instant) {
+        let now = Instant::now().into_std();
+        let mut framer = Framer::new(Version::Http11, false, OutputLimits::NONE, now);
+        let mut sink = Sink {
+            out: &mut self.out,
+            keep_alive: false,
+        };
+        framer.refuse(status, detail, &mut sink);
+        let line_end = memchr::memchr(b'\n', &self.rbuf).unwrap_or(self.rbuf.len());
+        let line = self
+            .rbuf
+            .get(..line_end.min(LOGGED_LINE_BYTES))
+            .unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let service = &self.ctx.service;
+        let times = service.wants_times();
+        service.record(&Record {
+            conn: &self.info,
+            request: Requested::Refused(line),
+            time: if times {
+                SystemTime::now()
+            } else {
+                SystemTime::UNIX_EPOCH
+            },
+            status: framer.status(),
+            bytes: framer.body_bytes(),
+            mode: framer.mode(),
+            framing: framer.framing(),
+            ttfb: None,
+            total: if times {
+                started.elapsed()
+            } else {
+                Duration::ZERO
+            },
+            keep_alive: false,
+            completed: true,
+            refused: true,
+        });
+    }
+
+    // ---- one exchange -------------------------------------------------------------------
 
     /// Run one request/response exchange.
     async fn exchange(&mut self, head: RequestHead, keep_alive: bool) -> Outcome {
         let started = Instant::now();
+        let service = self.ctx.service.clone();
         // Clock reads are a measurable share of a small exchange: the log's own times are
-        // taken only when there is a log.
-        let logging = self.shared.access.is_on();
-        let wall = if logging {
+        // taken only when someone reads them.
+        let times = service.wants_times();
+        let wall = if times {
             SystemTime::now()
         } else {
             SystemTime::UNIX_EPOCH
         };
-        let route = self.shared.router.route(head.path());
-        let path = route.path;
-        let entry = route.entry;
-        let server = &self.shared.config.server;
-
-        let mut decoder = match head.body {
-            BodyFraming::None => Decoder::empty(),
-            BodyFraming::Length(n) => Decoder::length(n),
-            BodyFraming::Chunked => Decoder::chunked().with_limit(server.max_body_bytes),
+        let settings = &self.ctx.settings;
+        let decoder = body_decoder(head.body, settings.limits.max_body_bytes);
+        let (channel, body_tx, ends) = channel::open(head.body, !decoder.is_end());
+        let start = Start {
+            version: head.version,
+            head_request: head.is_head(),
+            limits: OutputLimits::NONE,
+            decoder,
+            body_tx,
+            expect_continue: head.expect_continue,
+            keep_alive: keep_alive && head.keep_alive,
+            half_close: settings.half_close,
+            now: started.into_std(),
         };
-        let xs = ExchangeShared::new();
-        let (mut body_tx, body_rx) = if decoder.is_end() {
-            (None, None)
-        } else {
-            let (tx, rx) = mpsc::channel::<BodyMsg>(BODY_QUEUE);
-            (Some(tx), Some(rx))
-        };
-        let limits = OutputLimits {
-            buffer_limit: entry.output.buffer_limit,
-            flush_after: entry.output.flush_after,
-        };
-        let mut framer = Framer::new(
-            head.version,
-            head.is_head(),
-            keep_alive && head.keep_alive,
-            limits,
-        );
-        let expects_continue = head.expect_continue && !decoder.is_end();
-        let body_framing = head.body;
-        let mut req = Request {
-            head,
-            conn: self.info,
-            prefix: entry.prefix.clone(),
-            path,
-            body: Body::new(body_rx, xs.clone(), body_framing),
-            redirects: 0,
-        };
-        let mut res = Response::new(xs.clone(), entry.output.mode.into());
-        let span = info_span!(
-            "request",
-            method = req.head.method_str(),
-            path = req.head.path()
-        );
-
-        let half_close = server.half_close;
-        let body_timeout = server.body_timeout;
-        let write_timeout = server.write_timeout;
-        let pipeline_cap = server.max_head_bytes;
-        let mut st = ExchangeState {
-            continue_sent: false,
-            handler_done: false,
-            ended: false,
-            decode_blocked: self.rbuf.is_empty(),
-            drained: 0,
-            body_progress: started,
-            write_progress: started,
-            first_write: None,
-            outcome: None,
-            shutdown_seen: self.is_shutting_down(),
-        };
-        if st.shutdown_seen {
-            framer.downgrade_keep_alive();
+        let (mut call, limits) = service.call(head, &self.info, ends);
+        let mut ex = Exchange::new(Start { limits, ..start });
+        if self.is_shutting_down() {
+            ex.on_shutdown();
         }
-
         let outcome = {
-            let mut fut =
-                std::pin::pin!(run_handler(&*entry.handler, &mut req, &mut res).instrument(span));
-            if decoder.is_end() {
-                // Fast path: an answer that is complete after one poll of the handler (most
-                // in-process ones) is framed and written here, without a turn of the loop.
-                if poll_once(fut.as_mut()).await.is_ready() {
-                    st.handler_done = true;
-                }
-                // Microseconds after `started`: close enough for auto mode's flush timer.
-                let now = started;
-                drain_cmds(
-                    &xs,
-                    &mut framer,
-                    &mut self.out,
-                    &mut st,
-                    now.into_std(),
-                    false,
-                );
-                if !self.out.is_empty() {
-                    st.write_progress = now;
-                    let written =
-                        poll_once(std::pin::pin!(write_out(&mut self.w, &mut self.out))).await;
-                    match written {
-                        Poll::Ready(Ok(n)) if n > 0 => {
-                            self.out.advance(n);
-                            st.first_write = logging.then(Instant::now);
-                        }
-                        Poll::Ready(_) => {
-                            debug!("client gone while writing");
-                            st.outcome = Some(Outcome::Gone);
-                        }
-                        Poll::Pending => {}
-                    }
-                }
-                settle(&mut st, &framer, true, self.read_eof, self.out.is_empty());
-            }
-            while st.outcome.is_none() {
-                if !st.shutdown_seen && self.is_shutting_down() {
-                    // Seen at the next event, which is soon enough: keep-alive only matters when
-                    // the head is framed and when the exchange ends, and both are events.
-                    st.shutdown_seen = true;
-                    framer.downgrade_keep_alive();
-                }
-                let body_done = decoder.is_end();
-                let waiting_for_client = !body_done
-                    && !self.read_eof
-                    && st.decode_blocked
-                    && (!expects_continue || st.continue_sent)
-                    && (body_tx.is_some() || st.ended);
-                let read_cap = if body_done {
-                    pipeline_cap
-                } else {
-                    BODY_READ_AHEAD
-                };
-                let can_read = !self.read_eof && self.rbuf.len() < read_cap;
-                let can_decode = !body_done && !st.decode_blocked;
-                let out_was_empty = self.out.is_empty();
-                let auto_deadline = framer.deadline().map(Instant::from_std);
-
-                tokio::select! {
-                    biased;
-                    cmd = xs.cmds.recv(), if !st.ended && self.out.len() < OUT_HIGH_WATER => {
-                        if out_was_empty {
-                            st.write_progress = Instant::now();
-                        }
-                        let now = Instant::now().into_std();
-                        let in_doubt = expects_continue && !st.continue_sent && !decoder.is_end();
-                        apply_cmd(cmd, &mut framer, &mut self.out, &mut st, now, in_doubt);
-                        drain_cmds(&xs, &mut framer, &mut self.out, &mut st, now, in_doubt);
-                        if st.ended {
-                            // Nobody reads the body any more; what is left is drained or the
-                            // connection closes.
-                            body_tx = None;
-                        }
-                    }
-                    n = write_out(&mut self.w, &mut self.out), if !self.out.is_empty() => match n {
-                        Ok(n) if n > 0 => {
-                            self.out.advance(n);
-                            st.write_progress = Instant::now();
-                            st.first_write.get_or_insert(st.write_progress);
-                        }
-                        _ => {
-                            debug!("client gone while writing");
-                            st.outcome = Some(Outcome::Gone);
-                        }
-                    },
-                    permit = reserve(body_tx.clone()), if can_decode && body_tx.is_some() => {
-                        match decoder.decode(&mut self.rbuf) {
-                            Ok(Step::Data(d)) => {
-                                st.body_progress = Instant::now();
-                                let _ = permit.send(Ok(d));
-                                if decoder.is_end() {
-                                    // A length body ends with its last byte: tell the reader now.
-                                    body_tx = None;
-                                }
-                            }
-                            Ok(Step::NeedMore) => st.decode_blocked = true,
-                            Ok(Step::End) => {
-                                drop(permit);
-                                body_tx = None;
-                            }
-                            Err(e) => {
-                                let _ = permit.send(Err(e));
-                                st.outcome = Some(self.body_failed(&mut framer, e.status(), e.as_str()));
-                            }
-                        }
-                    }
-                    _ = std::future::ready(()), if can_decode && body_tx.is_none() && st.ended => {
-                        match decoder.decode(&mut self.rbuf) {
-                            Ok(Step::Data(d)) => {
-                                st.body_progress = Instant::now();
-                                st.drained += d.len() as u64;
-                                if st.drained > DRAIN_LIMIT {
-                                    framer.downgrade_keep_alive();
-                                }
-                            }
-                            Ok(Step::NeedMore) => st.decode_blocked = true,
-                            Ok(Step::End) => {}
-                            Err(_) => {
-                                // The failed decoder fails again at once: stop draining, or this
-                                // branch stays ready and the loop spins while the response waits
-                                // for a slow reader. The connection closes after the response.
-                                st.decode_blocked = true;
-                                framer.downgrade_keep_alive();
-                            }
-                        }
-                    }
-                    n = read_for(&mut self.r, &mut self.rbuf, body_done), if can_read => match n {
-                        Ok(0) => {
-                            self.read_eof = true;
-                            if !decoder.is_end() || !half_close {
-                                // SPEC §5.6: EOF while the response is pending is a disconnect.
-                                debug!("client closed its side");
-                                st.outcome = Some(Outcome::Gone);
-                            } else {
-                                framer.downgrade_keep_alive();
-                            }
-                        }
-                        Ok(_) => {
-                            st.decode_blocked = false;
-                            st.body_progress = Instant::now();
-                        }
-                        Err(_) => st.outcome = Some(Outcome::Gone),
-                    },
-                    _ = xs.body_wanted_notify.notified(), if expects_continue && !st.continue_sent => {
-                        st.continue_sent = true;
-                        st.body_progress = Instant::now();
-                        if !framer.is_head_emitted() {
-                            // RFC 9110 §15.2.1: the interim response precedes the final one.
-                            self.out.push_slice(framer::CONTINUE);
-                        }
-                    }
-                    _ = &mut fut, if !st.handler_done => st.handler_done = true,
-                    _ = sleep_opt(auto_deadline), if auto_deadline.is_some() => {
-                        framer.timer(&mut self.out, Instant::now().into_std());
-                    }
-                    _ = sleep_until(st.write_progress + write_timeout), if !self.out.is_empty() => {
-                        debug!("closing: write_timeout");
-                        st.outcome = Some(Outcome::Gone);
-                    }
-                    _ = sleep_until(st.body_progress + body_timeout), if waiting_for_client => {
-                        debug!("closing: body_timeout");
-                        st.outcome = Some(self.body_failed(&mut framer, 408, "request body not received in time"));
-                    }
-                }
-
-                settle(
-                    &mut st,
-                    &framer,
-                    decoder.is_end(),
-                    self.read_eof,
-                    self.out.is_empty(),
-                );
-            }
-            let outcome = st.outcome.take().unwrap_or(Outcome::Close);
-            if matches!(outcome, Outcome::Gone) {
-                xs.set_disconnected();
-            }
-            outcome
-        }; // The handler future ends here, before its response writer.
-        drop(res);
-        xs.cmds.close_consumer();
-        let keep = matches!(outcome, Outcome::KeepAlive);
-        self.shared
-            .stats
-            .count_response(framer.framing(), framer.status() != 0);
-        if !logging {
-            return outcome;
+            let fut = pin!(service.run(&mut call));
+            self.drive(&mut ex, &channel, fut, times, started).await
+        }; // The call's future ends here, before its response writer.
+        if outcome == Outcome::Gone {
+            channel.set_disconnected();
         }
-        self.shared
-            .access
-            .log(Entry {
-                peer: self.info.peer,
-                time: wall,
-                head: &req.head,
-                status: framer.status(),
-                bytes: framer.body_bytes(),
-                mode: framer.mode(),
-                framing: framer.framing(),
-                ttfb: st.first_write.map(|t| t - started),
-                total: started.elapsed(),
-                keep_alive: keep,
-                completed: !matches!(outcome, Outcome::Gone),
-            })
-            .await;
+        self.record(&ex, &service, &call, outcome, wall, started);
+        drop(call);
+        channel.cmds.close_consumer();
         outcome
     }
 
-    /// The request body is broken or stalled: answer with `status` if nothing went out yet,
-    /// then close — the end of the request is in doubt (SPEC §3).
-    fn body_failed(&mut self, framer: &mut Framer, status: u16, detail: &str) -> Outcome {
-        if framer.is_head_emitted() {
-            // A complete response is still delivered; an unfinished one is cut.
-            return if framer.is_complete() {
-                Outcome::Close
+    /// Tell the service how the exchange went.
+    fn record(
+        &self,
+        ex: &Exchange,
+        service: &S,
+        call: &S::Call,
+        outcome: Outcome,
+        wall: SystemTime,
+        started: Instant,
+    ) {
+        let framer = ex.framer();
+        let times = service.wants_times();
+        service.record(&Record {
+            conn: &self.info,
+            request: Requested::Head(S::head(call)),
+            time: wall,
+            status: framer.status(),
+            bytes: framer.body_bytes(),
+            mode: framer.mode(),
+            framing: framer.framing(),
+            ttfb: ex
+                .first_write()
+                .map(|t| Instant::from_std(t).saturating_duration_since(started)),
+            total: if times {
+                started.elapsed()
             } else {
-                Outcome::Gone
-            };
+                Duration::ZERO
+            },
+            keep_alive: outcome == Outcome::KeepAlive,
+            completed: outcome != Outcome::Gone,
+            refused: ex.is_refused(),
+        });
+    }
+
+    /// Drive the exchange until it ends.
+    async fn drive<F: Future<Output = ()>>(
+        &mut self,
+        ex: &mut Exchange,
+        channel: &Channel,
+        mut fut: Pin<&mut F>,
+        times: bool,
+        started: Instant,
+    ) -> Outcome {
+        if ex.has_no_body_left() {
+            self.fast_path(ex, channel, fut.as_mut(), times, started)
+                .await;
         }
-        self.out.clear();
-        framer.downgrade_keep_alive();
-        framer::error_response(&mut self.out, status, detail, false, false);
-        if status == 408 {
-            Outcome::Close
-        } else {
-            Outcome::Linger
+        loop {
+            if let Some(outcome) = ex.outcome() {
+                return outcome;
+            }
+            self.turn(ex, channel, fut.as_mut()).await;
         }
     }
 
-    /// Write what is queued (bounded by write_timeout), then close, lingering if asked.
-    async fn finish(mut self, outcome: Outcome) {
-        if matches!(outcome, Outcome::Gone) {
+    /// An answer that is complete after one poll of the handler (most in-process ones) is
+    /// framed and written here, without a turn of the loop.
+    async fn fast_path<F: Future<Output = ()>>(
+        &mut self,
+        ex: &mut Exchange,
+        channel: &Channel,
+        fut: Pin<&mut F>,
+        times: bool,
+        started: Instant,
+    ) {
+        if poll_once(fut).await.is_ready() {
+            ex.on_handler_done();
+        }
+        // Microseconds after `started`: close enough for auto mode's flush timer.
+        let now = started.into_std();
+        self.take_cmds(ex, channel, now);
+        if self.out.is_empty() {
             return;
         }
-        let write_timeout = self.shared.config.server.write_timeout;
+        let written = poll_once(pin!(write_out(&mut self.w, &mut self.out))).await;
+        match written {
+            Poll::Ready(Ok(n)) if n > 0 => {
+                self.out.advance(n);
+                let now = if times {
+                    Instant::now().into_std()
+                } else {
+                    now
+                };
+                ex.on_written(&self.out, now);
+            }
+            Poll::Ready(_) => ex.on_write_failed("write failed"),
+            Poll::Pending => {}
+        }
+    }
+
+    /// One turn of the loop: wait for the next event and hand it to the exchange.
+    async fn turn<F: Future<Output = ()>>(
+        &mut self,
+        ex: &mut Exchange,
+        channel: &Channel,
+        fut: Pin<&mut F>,
+    ) {
+        if self.is_shutting_down() {
+            // Seen at the next event, which is soon enough: keep-alive only matters when
+            // the head is framed and when the exchange ends, and both are events.
+            ex.on_shutdown();
+        }
+        let settings = &self.ctx.settings;
+        let body_done = ex.has_no_body_left();
+        let read_cap = if body_done {
+            // Pipelined requests are buffered up to one head's worth.
+            settings.limits.max_head_bytes
+        } else {
+            BODY_READ_AHEAD
+        };
+        let can_read = !self.read_eof && self.rbuf.len() < read_cap;
+        let body_tx = ex.body_sender();
+        let flush_at = ex.flush_deadline().map(Instant::from_std);
+        let write_by = ex
+            .write_deadline(&self.out, settings.write_timeout)
+            .map(Instant::from_std);
+        let body_by = if self.read_eof {
+            None
+        } else {
+            ex.body_deadline(settings.body_timeout)
+                .map(Instant::from_std)
+        };
+
+        tokio::select! {
+            biased;
+            cmd = channel.cmds.recv(), if ex.wants_cmds(&self.out) => {
+                let now = Instant::now().into_std();
+                ex.on_cmd(cmd, &mut self.out, now);
+                self.take_cmds(ex, channel, now);
+            }
+            n = write_out(&mut self.w, &mut self.out), if !self.out.is_empty() => {
+                self.on_write(ex, n);
+            }
+            permit = reserve(body_tx.clone()), if body_tx.is_some() => {
+                let now = Instant::now().into_std();
+                if let Some(msg) = ex.decode_body(&mut self.rbuf, &mut self.out, now) {
+                    permit.send(msg);
+                }
+            }
+            _ = std::future::ready(()), if ex.wants_drain() => {
+                ex.drain_body(&mut self.rbuf, Instant::now().into_std());
+            }
+            n = read_for(&mut self.r, &mut self.rbuf, body_done), if can_read => {
+                self.on_read(ex, n);
+            }
+            _ = channel.body_wanted(), if ex.awaits_continue() => {
+                ex.on_body_wanted(&mut self.out, Instant::now().into_std());
+            }
+            _ = fut, if ex.is_handler_running() => ex.on_handler_done(),
+            _ = sleep_opt(flush_at), if flush_at.is_some() => {
+                ex.on_flush_timer(&mut self.out, Instant::now().into_std());
+            }
+            _ = sleep_opt(write_by), if write_by.is_some() => {
+                ex.on_write_failed("write_timeout");
+            }
+            _ = sleep_opt(body_by), if body_by.is_some() => {
+                debug!("closing: body_timeout");
+                ex.on_body_stalled(&mut self.out);
+            }
+        }
+    }
+
+    /// Frames everything else the handler has queued, in one go (a small response is a
+    /// head, a piece and the end), until the response ends or the output is full.
+    fn take_cmds(&mut self, ex: &mut Exchange, channel: &Channel, now: std::time::Instant) {
+        while ex.wants_cmds(&self.out) {
+            let Some(cmd) = channel.cmds.try_recv() else {
+                break;
+            };
+            ex.on_cmd(Some(cmd), &mut self.out, now);
+        }
+    }
+
+    fn on_write(&mut self, ex: &mut Exchange, n: std::io::Result<usize>) {
+        match n {
+            Ok(n) if n > 0 => {
+                self.out.advance(n);
+                ex.on_written(&self.out, Instant::now().into_std());
+            }
+            _ => ex.on_write_failed("write failed"),
+        }
+    }
+
+    fn on_read(&mut self, ex: &mut Exchange, n: std::io::Result<usize>) {
+        match n {
+            Ok(0) => {
+                self.read_eof = true;
+                ex.on_eof(&self.out);
+            }
+            Ok(_) => ex.on_read(Instant::now().into_std()),
+            Err(_) => ex.on_read_failed(),
+        }
+    }
+
+    // ---- the end ------------------------------------------------------------------------
+
+    /// Write what is queued (bounded by write_timeout), then close, lingering if asked.
+    async fn finish(mut self, outcome: Outcome) {
+        if outcome == Outcome::Gone {
+            return;
+        }
+        let write_timeout = self.ctx.settings.write_timeout;
         while !self.out.is_empty() {
             match timeout(write_timeout, write_out(&mut self.w, &mut self.out)).await {
                 Ok(Ok(n)) if n > 0 => self.out.advance(n),
@@ -522,150 +538,38 @@ where
             }
         }
         let _ = timeout(write_timeout, self.w.shutdown()).await;
-        if matches!(outcome, Outcome::Linger) && !self.read_eof {
-            // RFC 9112 §9.6: keep reading a little so the client gets the response, not a RST.
-            let deadline = Instant::now() + LINGER_TIME;
-            let mut discarded = 0;
-            while discarded < LINGER_BYTES {
-                self.rbuf.clear();
-                match tokio::time::timeout_at(deadline, read_lean(&mut self.r, &mut self.rbuf))
-                    .await
-                {
-                    Ok(Ok(n)) if n > 0 => discarded += n,
-                    _ => break,
-                }
+        if outcome == Outcome::Linger && !self.read_eof {
+            self.linger().await;
+        }
+    }
+
+    /// RFC 9112 §9.6: keep reading a little so the client gets the response, not a RST.
+    async fn linger(&mut self) {
+        let deadline = Instant::now() + LINGER_TIME;
+        let mut discarded = 0;
+        while discarded < LINGER_BYTES {
+            self.rbuf.clear();
+            match tokio::time::timeout_at(deadline, read_lean(&mut self.r, &mut self.rbuf)).await {
+                Ok(Ok(n)) if n > 0 => discarded += n,
+                _ => break,
             }
         }
     }
 }
 
-struct ExchangeState {
-    continue_sent: bool,
-    handler_done: bool,
-    ended: bool,
-    decode_blocked: bool,
-    drained: u64,
-    body_progress: Instant,
-    write_progress: Instant,
-    first_write: Option<Instant>,
-    outcome: Option<Outcome>,
-    shutdown_seen: bool,
-}
-
-/// Run the handler and report its end to the connection. A panic is contained here and
-/// treated like an error: a 500, or a closed connection if the head already went out.
-async fn run_handler(handler: &dyn Handler, req: &mut Request, res: &mut Response) {
-    let result = CatchUnwind(handler.call(req, res)).await;
-    match result {
-        Ok(Ok(())) => {
-            let _ = res.end().await;
-        }
-        Ok(Err(e)) => {
-            debug!(error = %e, "handler failed");
-            res.abort(e.status()).await;
-        }
-        Err(()) => {
-            warn!("handler panicked");
-            res.abort(500).await;
-        }
-    }
-}
-
-/// Frames one command from the handler. `in_doubt`: a request body is still incomplete and
-/// no `100 Continue` went out.
-fn apply_cmd(
-    cmd: Option<Cmd>,
-    framer: &mut Framer,
-    out: &mut OutQueue,
-    st: &mut ExchangeState,
-    now: std::time::Instant,
-    in_doubt: bool,
-) {
-    let answers = !matches!(cmd, Some(Cmd::Data(_) | Cmd::Flush));
-    if answers && in_doubt {
-        // RFC 9110 §10.1.1: answered without a 100 while the body is incomplete, the client
-        // may or may not send the rest now; the connection cannot be reused. Decided before
-        // the head is framed so that it says `Connection: close`. A body that already arrived
-        // whole (the client did not wait) leaves no doubt.
-        framer.downgrade_keep_alive();
-    }
-    match cmd {
-        Some(Cmd::Head(h)) => framer.head(h, out, now),
-        Some(Cmd::Data(d)) => framer.data(d, out, now),
-        Some(Cmd::Flush) => framer.flush(out),
-        Some(Cmd::End) => {
-            framer.end(out);
-            st.ended = true;
-        }
-        Some(Cmd::Abort(status)) => {
-            framer.abort(status, out);
-            st.ended = true;
-        }
-        // The response writer is gone without an end.
-        None => {
-            framer.abort(500, out);
-            st.ended = true;
-        }
-    }
-}
-
-/// Frames everything else the handler has queued, in one go (a small response is a head, a
-/// piece and the end), until the response ends or the output reaches its high-water mark.
-fn drain_cmds(
-    xs: &ExchangeShared,
-    framer: &mut Framer,
-    out: &mut OutQueue,
-    st: &mut ExchangeState,
-    now: std::time::Instant,
-    in_doubt: bool,
-) {
-    while !st.ended && out.len() < OUT_HIGH_WATER {
-        let Some(cmd) = xs.cmds.try_recv() else {
-            break;
-        };
-        apply_cmd(Some(cmd), framer, out, st, now, in_doubt);
-    }
-}
-
-/// Decides how the exchange ends once the handler is done, its response complete and written.
-fn settle(
-    st: &mut ExchangeState,
-    framer: &Framer,
-    body_done: bool,
-    read_eof: bool,
-    out_empty: bool,
-) {
-    if st.outcome.is_some() || !st.ended || !st.handler_done || !out_empty {
-        return;
-    }
-    let body_settled = body_done || !framer.keep_alive();
-    if body_settled || read_eof {
-        st.outcome = Some(if framer.keep_alive() && body_done && !read_eof {
-            Outcome::KeepAlive
-        } else {
-            Outcome::Close
-        });
+/// The decoder for a request body framed as `framing`; a chunked one stops at `max` bytes
+/// (a length body was checked against it with the head).
+fn body_decoder(framing: BodyFraming, max: u64) -> Decoder {
+    match framing {
+        BodyFraming::None => Decoder::empty(),
+        BodyFraming::Length(n) => Decoder::length(n),
+        BodyFraming::Chunked => Decoder::chunked().with_limit(max),
     }
 }
 
 /// Polls `fut` once: its output, or `Pending` (with the task's waker registered by it).
 async fn poll_once<F: Future>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
     std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
-}
-
-/// Polls a future inside `catch_unwind`.
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, ()>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(Err(())),
-        }
-    }
 }
 
 /// Whether `buf` holds a possible end of a head ("\n\r\n" or "\n\n", the latter so that a
@@ -734,6 +638,8 @@ async fn write_out<W: AsyncWrite + Unpin>(w: &mut W, out: &mut OutQueue) -> std:
     .await
 }
 
+/// Room for one body piece in the handler's queue; pending for ever when there is no
+/// reader to forward to.
 async fn reserve(tx: Option<mpsc::Sender<BodyMsg>>) -> mpsc::OwnedPermit<BodyMsg> {
     match tx {
         Some(tx) => match tx.reserve_owned().await {
@@ -756,29 +662,36 @@ async fn sleep_opt(deadline: Option<Instant>) {
 mod tests {
     use super::*;
     use crate::access_log::AccessLog;
+    use crate::app::App;
     use crate::config::Config;
-    use crate::server::build_router;
     use crate::stats::Stats;
     use tokio::io::AsyncWriteExt;
 
-    /// A connection's shared state: `/echo`, and `/ticker` buffered whole (it reads no body).
-    fn test_shared() -> Arc<Shared> {
+    /// The application side: `/echo`, and `/ticker` buffered whole (it reads no body). The
+    /// shutdown sender is leaked so that it outlives every connection of the test.
+    fn test_context() -> Context<App> {
         let text = "[[route]]\nprefix = \"/echo\"\nhandler = \"echo\"\n\
                     [[route]]\nprefix = \"/ticker\"\nhandler = \"ticker\"\n\
                     output = \"buffer\"\nbuffer_limit = \"1MiB\"\n";
         let config = Config::from_str_at(text, std::path::Path::new("/nonexistent/config.toml"))
             .expect("config");
         let stats = Arc::new(Stats::default());
-        let built = build_router(&config, &stats).expect("router");
-        let (shutdown, _) = watch::channel(false);
-        Arc::new(Shared {
-            config,
-            router: built.router,
-            cgi: built.cgi,
-            stats,
-            access: AccessLog::off(),
-            shutdown,
-        })
+        let built = crate::routes::build(&config, Vec::new(), &stats).expect("router");
+        let (shutdown, watching) = watch::channel(false);
+        std::mem::forget(shutdown);
+        Context {
+            settings: Settings {
+                limits: Limits::default(),
+                max_requests: 100,
+                header_timeout: Duration::from_secs(5),
+                body_timeout: Duration::from_secs(5),
+                keep_alive_timeout: Duration::from_secs(5),
+                write_timeout: Duration::from_secs(5),
+                half_close: false,
+            },
+            service: Arc::new(App::new(built.router, AccessLog::off(), stats)),
+            shutdown: watching,
+        }
     }
 
     /// Start serving one connection over an in-memory pipe of `capacity` bytes each way.
@@ -791,7 +704,7 @@ mod tests {
             local: addr,
             tls: false,
         };
-        (client, tokio::spawn(serve(r, w, info, test_shared(), 1)))
+        (client, tokio::spawn(serve(r, w, info, test_context(), 1)))
     }
 
     /// Serve one connection: write `input`, return everything the server writes until it

@@ -10,6 +10,9 @@ use std::fmt;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::status;
+use super::syntax::{hex_value, is_field_byte, is_qdtext, is_tchar};
+
 /// Longest chunk-size line, in bytes, counting the size, its extensions and the CRLF (16 KiB).
 pub const MAX_CHUNK_LINE_BYTES: usize = 16 * 1024;
 
@@ -48,8 +51,8 @@ impl BodyError {
     /// body has nobody left to answer, so its status only ends up in logs).
     pub fn status(self) -> u16 {
         match self {
-            BodyError::TooLarge => 413,
-            _ => 400,
+            BodyError::TooLarge => status::CONTENT_TOO_LARGE,
+            _ => status::BAD_REQUEST,
         }
     }
 
@@ -503,29 +506,6 @@ fn read_data_crlf(state: State, b: u8) -> Result<State, BodyError> {
         (State::DataLf, b'\n') => Ok(State::SizeStart),
         _ => Err(BodyError::MissingChunkCrlf),
     }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// RFC 9110 §5.6.2: tchar.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn is_qdtext(b: u8) -> bool {
-    b != b'"' && b != b'\\' && is_field_byte(b)
-}
-
-/// HTAB / SP / VCHAR / obs-text: every byte but controls and DEL.
-fn is_field_byte(b: u8) -> bool {
-    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
 }
 
 #[cfg(test)]

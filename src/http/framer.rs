@@ -1,16 +1,63 @@
-//! The response framing state machine (sans-IO), SPEC §4: turns the handler's head, writes,
+//! The response framing state machine (sans-IO), SPEC §4: turns a producer's head, writes,
 //! flushes and end into bytes with the right framing — Content-Length, chunked, or
-//! close-delimited — and decides keep-alive, which can only ever be downgraded.
+//! close-delimited. Every response goes through it: a handler's, and the ones the server
+//! makes itself (400, 408, 413, 500, 503 …, see [`Framer::refuse`]).
+//!
+//! Keep-alive is not the framer's: the connection owns it and says, each time a head may be
+//! framed, what the `Connection` field must say ([`Sink::keep_alive`]); the framer only
+//! reports whether its framing lets the connection be reused ([`Framer::is_reusable`]).
 
-use std::cell::RefCell;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::http::encode::{self, ChunkHeader, CRLF, LAST_CHUNK};
-use crate::http::head::Version;
-use crate::http::outbuf::OutQueue;
-use crate::response::{Head, Mode};
+use super::date;
+use super::encode::{ChunkHeader, CRLF, LAST_CHUNK};
+use super::head::Version;
+use super::outbuf::OutQueue;
+use super::status;
+
+/// How a response body is to be framed, as the producer asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Hold the body; Content-Length if it fits in `buffer_limit` (SPEC §4 buffer).
+    Buffer,
+    /// Send every write at once as a chunk (SPEC §4 stream).
+    Stream,
+    /// Buffer, but stream once the producer is silent for `flush_after` (SPEC §4 auto).
+    Auto,
+    /// The producer declared the length up front.
+    Sized(u64),
+    /// Delimited by closing the connection, whatever the client's version (NPH scripts).
+    Close,
+}
+
+impl Mode {
+    /// The name the access log uses.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Mode::Buffer => "buffer",
+            Mode::Stream => "stream",
+            Mode::Auto => "auto",
+            Mode::Sized(_) => "sized",
+            Mode::Close => "close",
+        }
+    }
+}
+
+/// Status line and header fields of a response, before the framing fields are added.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    /// Status code.
+    pub(crate) status: u16,
+    /// Header fields in order, already validated (token names, no CR/LF/NUL in values).
+    pub(crate) headers: Vec<(String, Bytes)>,
+    /// The output mode in force when the head was sent.
+    pub(crate) mode: Mode,
+    /// The producer asked for the connection to close after this response
+    /// (`Connection: close`).
+    pub(crate) close: bool,
+}
 
 /// How the body of a response is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +74,7 @@ pub enum Framing {
 
 impl Framing {
     /// Name used in the access log and the status handler.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Framing::Length => "length",
             Framing::Chunked => "chunked",
@@ -39,16 +86,32 @@ impl Framing {
 
 /// Per-route output settings (SPEC §2 `[output]`).
 #[derive(Debug, Clone, Copy)]
-pub struct OutputLimits {
+pub(crate) struct OutputLimits {
     /// Most body bytes held in buffer/auto mode before switching to streaming.
-    pub buffer_limit: usize,
+    pub(crate) buffer_limit: usize,
     /// Silence after which auto mode flushes what it holds.
-    pub flush_after: Duration,
+    pub(crate) flush_after: Duration,
+}
+
+impl OutputLimits {
+    /// For answers the server makes before any route is known: they are sized anyway.
+    pub(crate) const NONE: OutputLimits = OutputLimits {
+        buffer_limit: 0,
+        flush_after: Duration::ZERO,
+    };
+}
+
+/// Where framed bytes go, and what the connection allows if a head is framed now.
+pub(crate) struct Sink<'a> {
+    /// The output queue.
+    pub(crate) out: &'a mut OutQueue,
+    /// Whether the connection may be kept after this response, as the connection sees it.
+    pub(crate) keep_alive: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// No head from the handler yet.
+    /// No head from the producer yet.
     Waiting,
     /// Head and body are held (buffer, auto).
     Holding,
@@ -62,10 +125,9 @@ enum State {
 
 /// Frames one response.
 #[derive(Debug)]
-pub struct Framer {
+pub(crate) struct Framer {
     version: Version,
     head_request: bool,
-    keep_alive: bool,
     limits: OutputLimits,
     state: State,
     head: Option<Head>,
@@ -80,24 +142,22 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// A framer for a response to a `version` request; `keep_alive` is what the client and
-    /// the server allow so far (it can only go down from here).
-    pub fn new(
+    /// A framer for the response to a `version` request (`head_request`: to a HEAD).
+    pub(crate) fn new(
         version: Version,
         head_request: bool,
-        keep_alive: bool,
         limits: OutputLimits,
+        now: Instant,
     ) -> Self {
         Framer {
             version,
             head_request,
-            keep_alive,
             limits,
             state: State::Waiting,
             head: None,
             held: Vec::new(),
             held_len: 0,
-            last_activity: Instant::now(),
+            last_activity: now,
             framing: Framing::None,
             remaining: 0,
             status: 0,
@@ -105,8 +165,8 @@ impl Framer {
         }
     }
 
-    /// The handler sent its head.
-    pub fn head(&mut self, head: Head, out: &mut OutQueue, now: Instant) {
+    /// The producer sent its head.
+    pub(crate) fn head(&mut self, head: Head, sink: &mut Sink<'_>, now: Instant) {
         if self.state != State::Waiting {
             return;
         }
@@ -115,15 +175,15 @@ impl Framer {
         self.head = Some(head);
         self.state = State::Holding;
         match mode {
-            Mode::Sized(n) => self.start(Framing::Length, n, out),
-            Mode::Stream => self.start_streaming(out),
-            Mode::Close => self.start(Framing::Close, 0, out),
+            Mode::Sized(n) => self.start(Framing::Length, n, sink),
+            Mode::Stream => self.start_streaming(sink),
+            Mode::Close => self.start(Framing::Close, 0, sink),
             Mode::Buffer | Mode::Auto => {}
         }
     }
 
-    /// A piece of body from the handler.
-    pub fn data(&mut self, data: Bytes, out: &mut OutQueue, now: Instant) {
+    /// A piece of body from the producer.
+    pub(crate) fn data(&mut self, data: Bytes, sink: &mut Sink<'_>, now: Instant) {
         self.last_activity = now;
         match self.state {
             State::Holding => {
@@ -132,116 +192,145 @@ impl Framer {
                     self.held.push(data);
                 }
                 if self.held_len > self.limits.buffer_limit {
-                    self.start_streaming(out);
+                    self.start_streaming(sink);
                 }
             }
-            State::Sending => self.send(data, out),
+            State::Sending => self.send(data, sink.out),
             State::Waiting | State::Done | State::Failed => {}
         }
     }
 
-    /// The handler asked for what it wrote to be delivered now.
-    pub fn flush(&mut self, out: &mut OutQueue) {
+    /// The producer asked for what it wrote to be delivered now.
+    pub(crate) fn flush(&mut self, sink: &mut Sink<'_>) {
         if self.state == State::Holding && self.mode() == Some(Mode::Auto) {
-            self.start_streaming(out);
+            self.start_streaming(sink);
         }
     }
 
     /// When auto mode must flush if nothing else happens (SPEC §4: silent for `flush_after`).
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         (self.state == State::Holding && self.mode() == Some(Mode::Auto))
             .then(|| self.last_activity + self.limits.flush_after)
     }
 
     /// The auto-mode deadline passed.
-    pub fn timer(&mut self, out: &mut OutQueue, now: Instant) {
+    pub(crate) fn timer(&mut self, sink: &mut Sink<'_>, now: Instant) {
         if self.deadline().is_some_and(|d| now >= d) {
-            self.start_streaming(out);
+            self.start_streaming(sink);
         }
     }
 
-    /// The handler finished.
-    pub fn end(&mut self, out: &mut OutQueue) {
+    /// The producer finished.
+    pub(crate) fn end(&mut self, sink: &mut Sink<'_>) {
         match self.state {
             State::Holding => {
-                self.start(Framing::Length, self.held_len as u64, out);
-                self.send_held(out);
-                self.finish(out);
+                self.start(Framing::Length, self.held_len as u64, sink);
+                self.send_held(sink.out);
+                self.finish(sink.out);
             }
-            State::Sending => self.finish(out),
+            State::Sending => self.finish(sink.out),
             State::Waiting | State::Done | State::Failed => {}
         }
     }
 
-    /// The handler failed: `status` if nothing went out yet, else the body stays incomplete.
-    pub fn abort(&mut self, status: u16, out: &mut OutQueue) {
+    /// The producer failed: a `status` answer if nothing went out yet, else the body stays
+    /// incomplete (SPEC §3: never completed as if whole).
+    pub(crate) fn abort(&mut self, status: u16, sink: &mut Sink<'_>) {
+        self.refuse(status, "", sink);
+    }
+
+    /// Answer with a short plain-text `status` response of the server's own instead of
+    /// whatever the producer started, if nothing of that went out yet; `detail` is a static
+    /// description that is safe to show (never script or client data). Once the head is out,
+    /// the body is left incomplete instead.
+    pub(crate) fn refuse(&mut self, status: u16, detail: &str, sink: &mut Sink<'_>) {
         match self.state {
             State::Waiting | State::Holding => {
                 self.held.clear();
-                self.head = None;
-                self.status = status;
-                self.framing = Framing::Length;
-                error_response(out, status, "", self.head_request, self.keep_alive);
-                self.state = State::Done;
+                self.held_len = 0;
+                let body = Bytes::from(plain_body(status, detail));
+                self.state = State::Waiting;
+                self.head(server_head(status, body.len()), sink, self.last_activity);
+                self.data(body, sink, self.last_activity);
+                self.end(sink);
             }
             State::Sending => self.state = State::Failed,
             State::Done | State::Failed => {}
         }
     }
 
-    /// Never keep this connection open after the response (shutdown, unread body…).
-    pub fn downgrade_keep_alive(&mut self) {
-        self.keep_alive = false;
+    /// `100 Continue` (RFC 9110 §15.2.1), unless the final response has started: an interim
+    /// response precedes the final one, never follows it.
+    pub(crate) fn interim_continue(&mut self, out: &mut OutQueue) {
+        if !self.is_head_emitted() {
+            out.push_slice(CONTINUE);
+        }
     }
 
-    /// Whether the connection may serve another request once this response is written.
-    pub fn keep_alive(&self) -> bool {
-        self.keep_alive && self.state == State::Done
+    /// Whether the connection may be reused as far as this response goes: it completed, and
+    /// its end is not the connection's end.
+    pub(crate) fn is_reusable(&self) -> bool {
+        self.state == State::Done && self.framing != Framing::Close
     }
 
     /// Whether the response completed (whatever keep-alive says).
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.state == State::Done
     }
 
+    /// Whether the client has been given the whole body, though the producer may not have
+    /// ended: a declared length fully sent, or a body that has no bytes by definition.
+    /// Anything the producer writes from here on is dropped.
+    pub(crate) fn is_body_complete(&self) -> bool {
+        match self.state {
+            State::Done => true,
+            State::Sending => match self.framing {
+                Framing::Length => self.remaining == 0 || self.head_request,
+                Framing::None => true,
+                Framing::Chunked | Framing::Close => self.head_request,
+            },
+            State::Waiting | State::Holding | State::Failed => false,
+        }
+    }
+
     /// Whether any byte of the response head was produced.
-    pub fn is_head_emitted(&self) -> bool {
+    pub(crate) fn is_head_emitted(&self) -> bool {
         matches!(self.state, State::Sending | State::Done | State::Failed)
     }
 
     /// Whether the response is complete (or failed) and nothing more will be framed.
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         matches!(self.state, State::Done | State::Failed)
     }
 
     /// Status sent (0 before the head).
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         self.status
     }
 
     /// Framing used.
-    pub fn framing(&self) -> Framing {
+    pub(crate) fn framing(&self) -> Framing {
         self.framing
     }
 
     /// Body bytes framed so far (without chunk framing).
-    pub fn body_bytes(&self) -> u64 {
+    pub(crate) fn body_bytes(&self) -> u64 {
         self.body_bytes
     }
 
-    /// The output mode the handler ended up with.
-    pub fn mode(&self) -> Option<Mode> {
+    /// The output mode the producer ended up with.
+    pub(crate) fn mode(&self) -> Option<Mode> {
         self.head.as_ref().map(|h| h.mode)
     }
 
-    fn start_streaming(&mut self, out: &mut OutQueue) {
+    fn start_streaming(&mut self, sink: &mut Sink<'_>) {
         // RFC 9112 §7.1: chunked needs an HTTP/1.1 recipient; 1.0 gets close-delimited.
         let framing = match self.version {
             Version::Http11 => Framing::Chunked,
             Version::Http10 => Framing::Close,
         };
-        self.start(framing, 0, out);
-        self.send_held(out);
+        self.start(framing, 0, sink);
+        self.send_held(sink.out);
     }
 
     fn send_held(&mut self, out: &mut OutQueue) {
@@ -250,23 +339,21 @@ impl Framer {
         }
     }
 
-    fn start(&mut self, framing: Framing, len: u64, out: &mut OutQueue) {
+    fn start(&mut self, framing: Framing, len: u64, sink: &mut Sink<'_>) {
         let Some(head) = self.head.as_ref() else {
             return;
         };
-        let status = head.status;
-        // RFC 9110 §6.4.1: 1xx, 204 and 304 never have content.
-        let framing = if status == 204 || status == 304 || status < 200 {
+        let framing = if status::has_no_content(head.status) {
             Framing::None
         } else {
             framing
         };
-        self.keep_alive &= framing != Framing::Close;
         self.framing = framing;
         self.remaining = len;
-        self.status = status;
+        self.status = head.status;
         self.state = State::Sending;
-        write_head(out, head, framing, len, self.version, self.keep_alive);
+        let keep_alive = sink.keep_alive && framing != Framing::Close && !head.close;
+        write_head(sink.out, head, framing, len, self.version, keep_alive);
     }
 
     fn send(&mut self, mut data: Bytes, out: &mut OutQueue) {
@@ -312,6 +399,37 @@ impl Framer {
     }
 }
 
+/// `100 Continue` (RFC 9110 §15.2.1).
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The head of an answer the server makes itself: plain text, sized; 503 says when to retry
+/// (RFC 9110 §10.2.3).
+fn server_head(status: u16, len: usize) -> Head {
+    let mut headers = vec![(
+        "Content-Type".to_string(),
+        Bytes::from_static(b"text/plain; charset=utf-8"),
+    )];
+    if status == status::SERVICE_UNAVAILABLE {
+        headers.push(("Retry-After".to_string(), Bytes::from_static(b"1")));
+    }
+    Head {
+        status,
+        headers,
+        mode: Mode::Sized(len as u64),
+        close: false,
+    }
+}
+
+/// "404 Not Found\n", or with a detail "400 Bad Request: bad chunk size\n".
+fn plain_body(status: u16, detail: &str) -> String {
+    let reason = status::reason(status);
+    if detail.is_empty() {
+        format!("{status} {reason}\n")
+    } else {
+        format!("{status} {reason}: {detail}\n")
+    }
+}
+
 fn write_head(
     out: &mut OutQueue,
     head: &Head,
@@ -353,66 +471,14 @@ fn status_line(out: &mut OutQueue, status: u16) {
     out.push_slice(b"HTTP/1.1 ");
     out.push_slice(itoa(u64::from(status)).as_bytes());
     out.push_slice(b" ");
-    out.push_slice(encode::reason(status).as_bytes());
+    out.push_slice(status::reason(status).as_bytes());
     out.push_slice(b"\r\nDate: ");
-    with_date(|d| out.push_slice(d));
+    date::with_now(|d| out.push_slice(d));
     out.push_slice(CRLF);
 }
-
-/// A complete short response generated by the server itself (errors, 100-less refusals).
-/// `detail` is a static description that is safe to show (never script or client data).
-pub fn error_response(
-    out: &mut OutQueue,
-    status: u16,
-    detail: &str,
-    head_request: bool,
-    keep_alive: bool,
-) {
-    let body = if detail.is_empty() {
-        format!("{} {}\n", status, encode::reason(status))
-    } else {
-        format!("{} {}: {}\n", status, encode::reason(status), detail)
-    };
-    status_line(out, status);
-    out.push_slice(b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-    out.push_slice(itoa(body.len() as u64).as_bytes());
-    out.push_slice(CRLF);
-    if status == 503 {
-        out.push_slice(b"Retry-After: 1\r\n");
-    }
-    out.push_slice(if keep_alive {
-        b""
-    } else {
-        b"Connection: close\r\n"
-    });
-    out.push_slice(CRLF);
-    if !head_request {
-        out.push_slice(body.as_bytes());
-    }
-}
-
-/// `100 Continue` (RFC 9110 §15.2.1).
-pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 fn itoa(n: u64) -> String {
     n.to_string()
-}
-
-thread_local! {
-    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-}
-
-/// The current IMF-fixdate, formatted at most once a second per thread.
-fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    DATE.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if cached.0 != secs {
-            *cached = (secs, encode::http_date(now));
-        }
-        f(cached.1.as_bytes())
-    })
 }
 
 #[cfg(test)]
@@ -429,6 +495,15 @@ mod tests {
             status,
             headers: vec![("X-A".into(), Bytes::from_static(b"1"))],
             mode,
+            close: false,
+        }
+    }
+
+    /// A sink over `out` for a connection that allows keep-alive.
+    fn sink(out: &mut OutQueue) -> Sink<'_> {
+        Sink {
+            out,
+            keep_alive: true,
         }
     }
 
@@ -446,14 +521,18 @@ mod tests {
     }
 
     fn run(version: Version, head_req: bool, mode: Mode, pieces: &[&str]) -> (String, Framer) {
-        let mut f = Framer::new(version, head_req, true, LIMITS);
-        let mut out = OutQueue::new();
         let now = Instant::now();
-        f.head(head(200, mode), &mut out, now);
+        let mut f = Framer::new(version, head_req, LIMITS, now);
+        let mut out = OutQueue::new();
+        f.head(head(200, mode), &mut sink(&mut out), now);
         for p in pieces {
-            f.data(Bytes::copy_from_slice(p.as_bytes()), &mut out, now);
+            f.data(
+                Bytes::copy_from_slice(p.as_bytes()),
+                &mut sink(&mut out),
+                now,
+            );
         }
-        f.end(&mut out);
+        f.end(&mut sink(&mut out));
         (text(&mut out), f)
     }
 
@@ -464,7 +543,7 @@ mod tests {
             s,
             "HTTP/1.1 200 OK\r\nDate: D\r\nX-A: 1\r\nContent-Length: 6\r\n\r\nhello!"
         );
-        assert!(f.keep_alive());
+        assert!(f.is_reusable());
         assert_eq!(f.framing(), Framing::Length);
     }
 
@@ -481,7 +560,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\nDate: D\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n\
              a\r\n0123456789\r\n3\r\nabc\r\n1\r\nd\r\n0\r\n\r\n"
         );
-        assert!(f.keep_alive());
+        assert!(f.is_reusable());
     }
 
     #[test]
@@ -491,7 +570,7 @@ mod tests {
             s,
             "HTTP/1.1 200 OK\r\nDate: D\r\nX-A: 1\r\n\r\n0123456789abc"
         );
-        assert!(!f.keep_alive());
+        assert!(!f.is_reusable());
         assert_eq!(f.framing(), Framing::Close);
     }
 
@@ -502,39 +581,39 @@ mod tests {
             s,
             "HTTP/1.1 200 OK\r\nDate: D\r\nX-A: 1\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhi"
         );
-        assert!(f.keep_alive());
+        assert!(f.is_reusable());
     }
 
     #[test]
     fn stream_sends_each_piece_as_a_chunk() {
-        let mut f = Framer::new(Version::Http11, false, true, LIMITS);
-        let mut out = OutQueue::new();
         let now = Instant::now();
-        f.head(head(200, Mode::Stream), &mut out, now);
+        let mut f = Framer::new(Version::Http11, false, LIMITS, now);
+        let mut out = OutQueue::new();
+        f.head(head(200, Mode::Stream), &mut sink(&mut out), now);
         assert!(text(&mut out).ends_with("Transfer-Encoding: chunked\r\n\r\n"));
-        f.data(Bytes::from_static(b"one"), &mut out, now);
+        f.data(Bytes::from_static(b"one"), &mut sink(&mut out), now);
         assert_eq!(text(&mut out), "3\r\none\r\n");
-        f.data(Bytes::from_static(b""), &mut out, now);
+        f.data(Bytes::from_static(b""), &mut sink(&mut out), now);
         assert_eq!(text(&mut out), "");
-        f.end(&mut out);
+        f.end(&mut sink(&mut out));
         assert_eq!(text(&mut out), "0\r\n\r\n");
     }
 
     #[test]
     fn auto_holds_then_flushes_after_silence() {
-        let mut f = Framer::new(Version::Http11, false, true, LIMITS);
-        let mut out = OutQueue::new();
         let t0 = Instant::now();
-        f.head(head(200, Mode::Auto), &mut out, t0);
-        f.data(Bytes::from_static(b"tick"), &mut out, t0);
+        let mut f = Framer::new(Version::Http11, false, LIMITS, t0);
+        let mut out = OutQueue::new();
+        f.head(head(200, Mode::Auto), &mut sink(&mut out), t0);
+        f.data(Bytes::from_static(b"tick"), &mut sink(&mut out), t0);
         assert!(out.is_empty());
         assert_eq!(f.deadline(), Some(t0 + LIMITS.flush_after));
-        f.timer(&mut out, t0 + Duration::from_millis(10));
+        f.timer(&mut sink(&mut out), t0 + Duration::from_millis(10));
         assert!(out.is_empty(), "not yet due");
-        f.timer(&mut out, t0 + LIMITS.flush_after);
+        f.timer(&mut sink(&mut out), t0 + LIMITS.flush_after);
         assert!(text(&mut out).ends_with("chunked\r\n\r\n4\r\ntick\r\n"));
         assert_eq!(f.deadline(), None);
-        f.end(&mut out);
+        f.end(&mut sink(&mut out));
         assert_eq!(text(&mut out), "0\r\n\r\n");
     }
 
@@ -548,73 +627,159 @@ mod tests {
     fn sized_drops_surplus_and_fails_on_shortfall() {
         let (s, f) = run(Version::Http11, false, Mode::Sized(3), &["ab", "cd"]);
         assert!(s.ends_with("Content-Length: 3\r\n\r\nabc"));
-        assert!(f.keep_alive());
+        assert!(f.is_reusable());
         let (s, f) = run(Version::Http11, false, Mode::Sized(5), &["ab"]);
         assert!(s.ends_with("Content-Length: 5\r\n\r\nab"));
-        assert!(!f.keep_alive(), "a short body must end the connection");
+        assert!(!f.is_reusable(), "a short body must end the connection");
     }
 
     #[test]
     fn head_request_gets_framing_headers_without_body() {
         let (s, f) = run(Version::Http11, true, Mode::Buffer, &["hello"]);
         assert!(s.ends_with("Content-Length: 5\r\n\r\n"));
-        assert!(f.keep_alive());
+        assert!(f.is_reusable());
         let (s, f) = run(Version::Http11, true, Mode::Stream, &["hello"]);
         assert!(s.ends_with("Transfer-Encoding: chunked\r\n\r\n"));
-        assert!(f.keep_alive());
+        assert!(f.is_reusable());
     }
 
     #[test]
     fn no_body_statuses_carry_no_framing() {
         for status in [204, 304] {
-            let mut f = Framer::new(Version::Http11, false, true, LIMITS);
-            let mut out = OutQueue::new();
             let now = Instant::now();
-            f.head(head(status, Mode::Stream), &mut out, now);
-            f.data(Bytes::from_static(b"ignored"), &mut out, now);
-            f.end(&mut out);
+            let mut f = Framer::new(Version::Http11, false, LIMITS, now);
+            let mut out = OutQueue::new();
+            f.head(head(status, Mode::Stream), &mut sink(&mut out), now);
+            f.data(Bytes::from_static(b"ignored"), &mut sink(&mut out), now);
+            f.end(&mut sink(&mut out));
             let s = text(&mut out);
             assert!(
                 !s.contains("Content-Length") && !s.contains("Transfer-Encoding"),
                 "{s}"
             );
             assert!(s.ends_with("X-A: 1\r\n\r\n"), "{s}");
-            assert!(f.keep_alive());
+            assert!(f.is_reusable());
         }
     }
 
     #[test]
     fn abort_before_head_is_500_and_after_head_fails() {
-        let mut f = Framer::new(Version::Http11, false, true, LIMITS);
+        let mut f = Framer::new(Version::Http11, false, LIMITS, Instant::now());
         let mut out = OutQueue::new();
-        f.head(head(200, Mode::Buffer), &mut out, Instant::now());
-        f.abort(500, &mut out);
+        f.head(head(200, Mode::Buffer), &mut sink(&mut out), Instant::now());
+        f.abort(500, &mut sink(&mut out));
         let s = text(&mut out);
         assert!(
             s.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
             "{s}"
         );
-        assert!(f.keep_alive());
+        assert!(f.is_reusable());
 
-        let mut f = Framer::new(Version::Http11, false, true, LIMITS);
-        f.head(head(200, Mode::Stream), &mut out, Instant::now());
-        f.data(Bytes::from_static(b"part"), &mut out, Instant::now());
-        f.abort(500, &mut out);
+        let mut f = Framer::new(Version::Http11, false, LIMITS, Instant::now());
+        f.head(head(200, Mode::Stream), &mut sink(&mut out), Instant::now());
+        f.data(
+            Bytes::from_static(b"part"),
+            &mut sink(&mut out),
+            Instant::now(),
+        );
+        f.abort(500, &mut sink(&mut out));
         let s = text(&mut out);
         assert!(
             !s.ends_with("0\r\n\r\n"),
             "never completed as if whole: {s}"
         );
-        assert!(!f.keep_alive());
+        assert!(!f.is_reusable());
     }
 
     #[test]
-    fn keep_alive_only_goes_down() {
-        let mut f = Framer::new(Version::Http11, false, false, LIMITS);
+    fn the_connection_field_follows_the_sink_and_the_producer() {
+        let now = Instant::now();
+        let mut f = Framer::new(Version::Http11, false, LIMITS, now);
         let mut out = OutQueue::new();
-        f.head(head(200, Mode::Buffer), &mut out, Instant::now());
-        f.end(&mut out);
+        let mut closing = Sink {
+            out: &mut out,
+            keep_alive: false,
+        };
+        f.head(head(200, Mode::Buffer), &mut closing, now);
+        f.end(&mut closing);
         assert!(text(&mut out).contains("Connection: close\r\n"));
-        assert!(!f.keep_alive());
+        assert!(f.is_reusable(), "the framing itself does not force a close");
+
+        let mut f = Framer::new(Version::Http11, false, LIMITS, now);
+        let mut asked = head(200, Mode::Buffer);
+        asked.close = true;
+        f.head(asked, &mut sink(&mut out), now);
+        f.end(&mut sink(&mut out));
+        assert!(text(&mut out).contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn refusals_are_sized_plain_text() {
+        let now = Instant::now();
+        let mut f = Framer::new(Version::Http11, false, OutputLimits::NONE, now);
+        let mut out = OutQueue::new();
+        let mut closing = Sink {
+            out: &mut out,
+            keep_alive: false,
+        };
+        f.refuse(400, "bad chunk size", &mut closing);
+        assert_eq!(
+            text(&mut out),
+            "HTTP/1.1 400 Bad Request\r\nDate: D\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 32\r\nConnection: close\r\n\r\n400 Bad Request: bad chunk size\n"
+        );
+        assert_eq!(f.status(), 400);
+        assert_eq!(f.framing(), Framing::Length);
+
+        let mut f = Framer::new(Version::Http11, true, LIMITS, now);
+        f.head(head(200, Mode::Buffer), &mut sink(&mut out), now);
+        f.data(Bytes::from_static(b"held"), &mut sink(&mut out), now);
+        f.refuse(503, "", &mut sink(&mut out));
+        assert_eq!(
+            text(&mut out),
+            "HTTP/1.1 503 Service Unavailable\r\nDate: D\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Retry-After: 1\r\nContent-Length: 24\r\n\r\n",
+            "HEAD: the length GET would get, no body, nothing held"
+        );
+    }
+
+    #[test]
+    fn a_declared_length_sent_whole_is_complete_before_the_end() {
+        let now = Instant::now();
+        let mut f = Framer::new(Version::Http11, false, LIMITS, now);
+        let mut out = OutQueue::new();
+        f.head(head(200, Mode::Sized(4)), &mut sink(&mut out), now);
+        assert!(!f.is_body_complete());
+        f.data(Bytes::from_static(b"ab"), &mut sink(&mut out), now);
+        assert!(!f.is_body_complete());
+        f.data(Bytes::from_static(b"cdef"), &mut sink(&mut out), now);
+        assert!(f.is_body_complete() && !f.is_complete());
+        assert!(
+            text(&mut out).ends_with("\r\n\r\nabcd"),
+            "the surplus is dropped"
+        );
+
+        let mut f = Framer::new(Version::Http11, false, LIMITS, now);
+        f.head(head(200, Mode::Stream), &mut sink(&mut out), now);
+        f.data(Bytes::from_static(b"ab"), &mut sink(&mut out), now);
+        assert!(
+            !f.is_body_complete(),
+            "a chunked body is complete only at its end"
+        );
+        f.end(&mut sink(&mut out));
+        assert!(f.is_body_complete());
+    }
+
+    #[test]
+    fn continue_goes_out_only_before_the_final_head() {
+        let now = Instant::now();
+        let mut f = Framer::new(Version::Http11, false, LIMITS, now);
+        let mut out = OutQueue::new();
+        f.interim_continue(&mut out);
+        assert_eq!(text(&mut out), "HTTP/1.1 100 Continue\r\n\r\n");
+        f.head(head(200, Mode::Stream), &mut sink(&mut out), now);
+        let _ = text(&mut out);
+        f.interim_continue(&mut out);
+        assert_eq!(text(&mut out), "");
     }
 }

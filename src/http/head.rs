@@ -57,6 +57,9 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
+use super::status;
+use super::syntax::{is_field_value, is_token, parse_decimal, split_list, trim_ows};
+
 /// Default for [`Limits::max_head_bytes`]: request line plus header fields, in bytes (64 KiB).
 pub const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 
@@ -304,13 +307,13 @@ impl HeadError {
     /// The status code the error response carries.
     pub fn status(self) -> u16 {
         match self {
-            HeadError::UnsupportedVersion => 505,
-            HeadError::UnknownTransferCoding => 501,
-            HeadError::UriTooLong => 414,
-            HeadError::HeadTooLarge | HeadError::TooManyHeaders => 431,
-            HeadError::BodyTooLarge => 413,
-            HeadError::ExpectationFailed => 417,
-            _ => 400,
+            HeadError::UnsupportedVersion => status::HTTP_VERSION_NOT_SUPPORTED,
+            HeadError::UnknownTransferCoding => status::NOT_IMPLEMENTED,
+            HeadError::UriTooLong => status::URI_TOO_LONG,
+            HeadError::HeadTooLarge | HeadError::TooManyHeaders => status::HEADER_FIELDS_TOO_LARGE,
+            HeadError::BodyTooLarge => status::CONTENT_TOO_LARGE,
+            HeadError::ExpectationFailed => status::EXPECTATION_FAILED,
+            _ => status::BAD_REQUEST,
         }
     }
 
@@ -880,43 +883,6 @@ fn values<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a 
 /// The OWS-trimmed elements of every field named `name`, empty ones included (RFC 9110 §5.6.1).
 fn list_elements<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
     values(headers, name).flat_map(|v| split_list(v))
-}
-
-fn split_list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&b| b == b',').map(trim_ows)
-}
-
-/// RFC 9110 §5.6.2: token = 1*tchar.
-fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// RFC 9110 §5.5: field-vchar (VCHAR / obs-text), SP and HTAB; no other control byte nor DEL.
-fn is_field_value(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&b| b == b'\t' || matches!(b, 0x20..=0x7E) || b >= 0x80)
-}
-
-/// RFC 9110 §5.6.3: OWS = *( SP / HTAB ).
-fn trim_ows(s: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = s.iter().position(|b| !is_ows(b)).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !is_ows(b)).map_or(start, |p| p + 1);
-    sub(s, start..end)
-}
-
-/// `1*DIGIT` as a u64; `None` if empty, not all digits, or too large.
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |n, &b| {
-        let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
-        n.checked_mul(10)?.checked_add(digit)
-    })
 }
 
 fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {

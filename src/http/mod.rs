@@ -1,10 +1,22 @@
-//! HTTP/1.1 on our own core (RFC 9112): sans-IO parsers and framers, and the connection
-//! loop that drives them.
+//! HTTP/1.1 on our own core (RFC 9112), the bottom layer: it imports nothing from above.
+//!
+//! Sans-IO parts: [`syntax`] (the field grammar), [`path`] (percent-decoding and
+//! normalization), [`head`] (request heads), [`decode`] (request bodies), [`framer`] and
+//! [`encode`] (response framing), [`date`], [`status`], [`exchange`] (one request/response
+//! as a state machine). The IO shell: [`conn`] drives one connection for a [`service`],
+//! talking to the handler side through a [`channel`] ([`cmd_queue`] carries the response).
 
+pub(crate) mod channel;
 pub(crate) mod cmd_queue;
-pub mod conn;
+pub(crate) mod conn;
+pub(crate) mod date;
 pub mod decode;
-pub mod encode;
-pub mod framer;
+pub(crate) mod encode;
+pub(crate) mod exchange;
+pub(crate) mod framer;
 pub mod head;
-pub mod outbuf;
+pub(crate) mod outbuf;
+pub(crate) mod path;
+pub(crate) mod service;
+pub(crate) mod status;
+pub(crate) mod syntax;

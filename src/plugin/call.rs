@@ -12,18 +12,21 @@ use cgigate_plugin::abi::{self, RequestAbi};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::http::decode::BodyError;
-use crate::response::{is_field_value, is_token, Connection, Mode};
+use crate::response::{Connection, Mode};
 
 use super::Plugin;
 
 /// What the plugin's thread asks of the async side.
-pub enum PluginCmd {
-    /// Status and header fields (validated); send the head.
+pub(crate) enum PluginCmd {
+    /// Set the status and the header fields of a `Name: value` block, and send the head;
+    /// the reply says whether the block was valid (the response writer checks it, once).
     Head {
         /// Status code.
         status: u16,
-        /// Fields in order.
-        headers: Vec<(String, Bytes)>,
+        /// The plugin's header block, copied.
+        block: Vec<u8>,
+        /// Whether it was accepted.
+        reply: oneshot::Sender<bool>,
     },
     /// Output mode for the response.
     Mode(Mode),
@@ -36,7 +39,7 @@ pub enum PluginCmd {
 }
 
 /// The state behind a request object (`server` in the ABI).
-pub struct CallContext {
+pub(crate) struct CallContext {
     tx: mpsc::Sender<PluginCmd>,
     vars: Vec<(String, Vec<u8>)>,
     all_http: Vec<u8>,
@@ -48,7 +51,7 @@ pub struct CallContext {
 
 impl CallContext {
     /// Context for one call: `vars` are the request's server variables (sorted by name).
-    pub fn new(
+    pub(crate) fn new(
         tx: mpsc::Sender<PluginCmd>,
         vars: Vec<(String, Vec<u8>)>,
         connection: Connection,
@@ -119,11 +122,23 @@ impl CallContext {
         if !(200..=999).contains(&status) {
             return abi::E_INVALID;
         }
-        let Some(headers) = parse_header_block(block) else {
-            return abi::E_INVALID;
+        let (reply, answer) = oneshot::channel();
+        let cmd = PluginCmd::Head {
+            status,
+            block: block.to_vec(),
+            reply,
         };
-        self.head_sent = true;
-        self.send(PluginCmd::Head { status, headers })
+        if self.send(cmd) != abi::OK {
+            return abi::E_DISCONNECTED;
+        }
+        match answer.blocking_recv() {
+            Ok(true) => {
+                self.head_sent = true;
+                abi::OK
+            }
+            Ok(false) => abi::E_INVALID,
+            Err(_) => abi::E_DISCONNECTED,
+        }
     }
 
     fn set_mode(&mut self, mode: u32, len: u64) -> i32 {
@@ -141,10 +156,11 @@ impl CallContext {
     }
 
     fn write(&mut self, data: &[u8]) -> i32 {
-        self.head_sent = true;
+        // The header: "len 0 does nothing" — not even send the default head.
         if data.is_empty() {
             return abi::OK;
         }
+        self.head_sent = true;
         self.send(PluginCmd::Data(Bytes::copy_from_slice(data)))
     }
 
@@ -158,27 +174,8 @@ impl CallContext {
     }
 }
 
-/// `Name: value` lines (CRLF or LF), each validated; None if any is malformed.
-fn parse_header_block(block: &[u8]) -> Option<Vec<(String, Bytes)>> {
-    let mut headers = Vec::new();
-    for line in block.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        let colon = line.iter().position(|&b| b == b':')?;
-        let name = std::str::from_utf8(&line[..colon]).ok()?;
-        let value = line[colon + 1..].trim_ascii();
-        if !is_token(name) || !is_field_value(value) {
-            return None;
-        }
-        headers.push((name.to_string(), Bytes::copy_from_slice(value)));
-    }
-    Some(headers)
-}
-
 /// Run the plugin's `handle` for one request (on a worker thread); returns its status.
-pub fn run(plugin: &Plugin, mut ctx: CallContext) -> i32 {
+pub(crate) fn run(plugin: &Plugin, mut ctx: CallContext) -> i32 {
     let mut request = RequestAbi {
         size: std::mem::size_of::<RequestAbi>() as u32,
         abi_version: abi::ABI_VERSION,
@@ -309,20 +306,4 @@ unsafe extern "C" fn set_mode(server: *mut c_void, mode: u32, len: u64) -> i32 {
 
 unsafe extern "C" fn is_connected(server: *mut c_void) -> i32 {
     with_ctx(server, |ctx| i32::from(ctx.is_connected()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_blocks_are_validated() {
-        let ok = parse_header_block(b"Content-Type: text/plain\r\nX-A:  1 \nX-Empty:\r\n").unwrap();
-        assert_eq!(ok.len(), 3);
-        assert_eq!(ok[1], ("X-A".to_string(), Bytes::from_static(b"1")));
-        assert!(parse_header_block(b"Bad Name: x\r\n").is_none());
-        assert!(parse_header_block(b"X-A: a\rb\r\n").is_none());
-        assert!(parse_header_block(b"no colon\r\n").is_none());
-        assert_eq!(parse_header_block(b"").unwrap().len(), 0);
-    }
 }

@@ -82,7 +82,6 @@ pub enum LoadError {
 /// A loaded, initialised plugin.
 pub struct Plugin {
     name: String,
-    path: PathBuf,
     handle: HandleFn,
     terminate: Option<TerminateFn>,
     terminated: AtomicBool,
@@ -147,7 +146,6 @@ impl Plugin {
         let terminate = descriptor.terminate;
         Ok(Plugin {
             name,
-            path: path_buf,
             handle,
             terminate,
             terminated: AtomicBool::new(false),
@@ -159,11 +157,6 @@ impl Plugin {
     /// The plugin's name, from its descriptor.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The library file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Run `handle` on a request object (on a worker thread).

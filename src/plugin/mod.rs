@@ -8,29 +8,32 @@
 //! This module is the only place in the crate with `unsafe` code.
 #![allow(unsafe_code)]
 
-pub mod call;
-pub mod loader;
+mod call;
+mod loader;
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::handler::{BoxFuture, Handler, HandlerError, Request};
+use crate::cgi::env::server_vars;
+use crate::handler::{BoxFuture, GatewayError, Handler, HandlerError, Request};
+use crate::handlers::plain;
+use crate::http::status;
 use crate::response::Response;
 use call::{CallContext, PluginCmd};
-pub use loader::{LoadError, Plugin};
+pub(crate) use loader::Plugin;
 
 /// Commands queued from a plugin's thread before its `write` blocks (back-pressure).
 const CMD_QUEUE: usize = 8;
 
 /// A route served by a plugin.
-pub struct PluginHandler {
+pub(crate) struct PluginHandler {
     plugin: Arc<Plugin>,
 }
 
 impl PluginHandler {
     /// Serve a route with a loaded plugin.
-    pub fn new(plugin: Arc<Plugin>) -> PluginHandler {
+    pub(crate) fn new(plugin: Arc<Plugin>) -> PluginHandler {
         PluginHandler { plugin }
     }
 }
@@ -47,7 +50,10 @@ impl Handler for PluginHandler {
 
 impl PluginHandler {
     async fn serve(&self, req: &mut Request, res: &mut Response) -> Result<(), HandlerError> {
-        let vars = req.server_vars();
+        // SPEC §5.1, as on a CGI route: a path whose PATH_INFO cannot be decoded is 404.
+        let Some(vars) = server_vars(req) else {
+            return plain(res, status::NOT_FOUND, "Not Found").await;
+        };
         let (tx, mut rx) = mpsc::channel(CMD_QUEUE);
         let ctx = CallContext::new(tx, vars, res.connection());
         let plugin = self.plugin.clone();
@@ -55,12 +61,17 @@ impl PluginHandler {
         // Until the plugin returns (its context, holding the sender, is dropped then).
         while let Some(cmd) = rx.recv().await {
             match cmd {
-                PluginCmd::Head { status, headers } => {
-                    res.status(status);
-                    for (name, value) in headers {
-                        res.header(&name, value);
+                PluginCmd::Head {
+                    status,
+                    block,
+                    reply,
+                } => {
+                    let accepted = res.headers_from_block(&block);
+                    let _ = reply.send(accepted);
+                    if accepted {
+                        res.status(status);
+                        res.send_head().await?;
                     }
-                    res.send_head().await?;
                 }
                 PluginCmd::Mode(mode) => {
                     res.set_mode(mode);
@@ -72,14 +83,14 @@ impl PluginHandler {
                 }
             }
         }
-        let status = done
-            .await
-            .map_err(|e| HandlerError::Other(format!("plugin thread: {e}")))?;
-        if status == cgigate_plugin::abi::OK {
+        let returned = match done.await {
+            Ok(returned) => returned,
+            Err(e) => GatewayError::PluginThread(e.to_string()).fail(self.plugin.name())?,
+        };
+        if returned == cgigate_plugin::abi::OK {
             Ok(())
         } else {
-            tracing::debug!(plugin = self.plugin.name(), status, "plugin handle failed");
-            Err(HandlerError::Status(500))
+            GatewayError::PluginFailed(returned).fail(self.plugin.name())
         }
     }
 }

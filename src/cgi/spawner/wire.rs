@@ -96,6 +96,7 @@ where
 
 impl Request {
     /// The datagram.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         encode_request(
             self.id,

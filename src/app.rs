@@ -1,0 +1,136 @@
+//! The application a connection serves ([`Service`]): route the head to its handler, build
+//! the handler's [`Request`] and [`Response`] on the exchange's channel, run the handler
+//! with its panics and errors contained, and record each exchange in the access log and the
+//! counters. This is where the HTTP engine below meets the handlers above.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tracing::{info_span, warn, Instrument};
+
+use crate::access_log::AccessLog;
+use crate::handler::{Body, ConnInfo, Handler, Request};
+use crate::http::channel::HandlerEnds;
+use crate::http::framer::OutputLimits;
+use crate::http::head::RequestHead;
+use crate::http::service::{Record, Service};
+use crate::http::status;
+use crate::response::Response;
+use crate::router::{RouteEntry, Router};
+use crate::stats::Stats;
+
+/// The routes, the access log and the counters.
+pub(crate) struct App {
+    router: Arc<Router>,
+    access: AccessLog,
+    stats: Arc<Stats>,
+}
+
+impl App {
+    /// An application serving `router`.
+    pub(crate) fn new(router: Arc<Router>, access: AccessLog, stats: Arc<Stats>) -> App {
+        App {
+            router,
+            access,
+            stats,
+        }
+    }
+}
+
+/// One request being answered.
+pub(crate) struct Call {
+    req: Request,
+    res: Response,
+    route: Arc<RouteEntry>,
+}
+
+impl Service for App {
+    type Call = Call;
+
+    fn call(&self, head: RequestHead, conn: &ConnInfo, ends: HandlerEnds) -> (Call, OutputLimits) {
+        let matched = self.router.route(head.path());
+        let route = matched.entry;
+        let (body, channel) = Body::open(ends);
+        let req = Request {
+            head,
+            conn: *conn,
+            prefix: route.prefix.clone(),
+            path: matched.path,
+            body,
+            redirects: 0,
+        };
+        let res = Response::new(channel, route.output.mode.mode());
+        let limits = OutputLimits {
+            buffer_limit: route.output.buffer_limit,
+            flush_after: route.output.flush_after,
+        };
+        (Call { req, res, route }, limits)
+    }
+
+    fn run<'a>(&'a self, call: &'a mut Call) -> impl Future<Output = ()> + Send + 'a {
+        let Call { req, res, route } = call;
+        let span = info_span!(
+            "request",
+            method = req.head.method_str(),
+            path = req.head.path(),
+        );
+        run_handler(&*route.handler, req, res).instrument(span)
+    }
+
+    fn head(call: &Call) -> &RequestHead {
+        &call.req.head
+    }
+
+    fn wants_times(&self) -> bool {
+        self.access.is_on()
+    }
+
+    fn record(&self, record: &Record<'_>) {
+        self.stats
+            .count_response(record.framing, record.status != 0);
+        if record.refused {
+            self.stats.count_error();
+        }
+        if !self.access.log(record) {
+            self.stats.count_log_dropped();
+        }
+    }
+}
+
+/// Run the handler and end its response. A panic is contained here and treated like an
+/// error: the error's status, or a closed connection if the head already went out. Each
+/// error is logged here, once.
+async fn run_handler(handler: &dyn Handler, req: &mut Request, res: &mut Response) {
+    let result = CatchUnwind(handler.call(req, res)).await;
+    match result {
+        Ok(Ok(())) => {
+            let _ = res.end().await;
+        }
+        Ok(Err(e)) => {
+            e.log();
+            res.abort(e.status()).await;
+        }
+        Err(()) => {
+            warn!("handler panicked");
+            res.abort(status::INTERNAL_SERVER_ERROR).await;
+        }
+    }
+}
+
+/// Polls a future inside `catch_unwind`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! What a connection needs from the application above it, and no more: start answering a
+//! request head, run that answer, and hear how each exchange ended. The connection is
+//! generic over a [`Service`], so this layer names nothing above it (no router, handler,
+//! access log or counters), as hyper's `proto::h1` knows only its `Dispatch`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use super::channel::HandlerEnds;
+use super::framer::{Framing, Mode, OutputLimits};
+use super::head::RequestHead;
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// The request an exchange answered, as far as the log is concerned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Requested<'a> {
+    /// A parsed head.
+    Head(&'a RequestHead),
+    /// A head the server refused: the bytes of its request line as received (maybe cut
+    /// short or empty).
+    Refused(&'a [u8]),
+}
+
+/// How one exchange went: what the access log and the counters are told.
+#[derive(Debug)]
+pub(crate) struct Record<'a> {
+    /// The connection.
+    pub(crate) conn: &'a ConnInfo,
+    /// The request.
+    pub(crate) request: Requested<'a>,
+    /// When the request head was complete (the epoch when the service wants no times).
+    pub(crate) time: SystemTime,
+    /// Status sent; 0 when nothing was sent.
+    pub(crate) status: u16,
+    /// Body bytes sent (without framing).
+    pub(crate) bytes: u64,
+    /// Output mode in force, if a head was produced.
+    pub(crate) mode: Option<Mode>,
+    /// Framing used.
+    pub(crate) framing: Framing,
+    /// Time from the complete head to the first byte written.
+    pub(crate) ttfb: Option<Duration>,
+    /// Time from the complete head to the end of the exchange.
+    pub(crate) total: Duration,
+    /// Whether the connection stays open.
+    pub(crate) keep_alive: bool,
+    /// False when the client went away before the response was complete.
+    pub(crate) completed: bool,
+    /// The server answered the request itself because it was bad (a malformed, oversized
+    /// or too slow head or body), not the handler.
+    pub(crate) refused: bool,
+}
+
+/// The application a connection serves.
+pub(crate) trait Service: Send + Sync + 'static {
+    /// One request being answered: whatever the application keeps for it (its request and
+    /// response objects). It owns the request head.
+    type Call: Send;
+
+    /// Start answering `head`, arrived on `conn`: the call, and the output settings of what
+    /// answers it. The answer reads its body and writes its response through `ends`.
+    fn call(
+        &self,
+        head: RequestHead,
+        conn: &ConnInfo,
+        ends: HandlerEnds,
+    ) -> (Self::Call, OutputLimits);
+
+    /// Run the call to its end. Dropping the future (the client went away, shutdown timed
+    /// out) must release everything it holds: cancellation is the stop signal.
+    fn run<'a>(&'a self, call: &'a mut Self::Call) -> impl Future<Output = ()> + Send + 'a;
+
+    /// The request head of a call.
+    fn head(call: &Self::Call) -> &RequestHead;
+
+    /// Whether [`Record`]s need wall-clock and elapsed times (reading clocks is a measurable
+    /// share of a small exchange, so the connection skips it when nobody looks).
+    fn wants_times(&self) -> bool;
+
+    /// An exchange ended (also one the server refused before any call). Must not wait.
+    fn record(&self, record: &Record<'_>);
+}

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Userspace instructions per request for one URL of a config (callgrind counts instructions,
-# which stay steady on a noisy machine). Usage:
+# Userspace instructions per request for one URL (callgrind counts instructions, which stay
+# steady on a noisy machine). Usage:
 #   bench/callgrind.sh [BINARY] [PATH] [SECONDS]
 # Defaults: target/release/cgigate, /hello, 4. Starts the binary under callgrind with a
-# config serving the `hello` built-in at /hello (access log off), sends `wrk -t1 -c1` at it,
-# stops the server with SIGINT and prints requests, total instructions and their ratio.
+# config serving the `hello` and `echo` built-ins (access log off), sends `wrk -t1 -c1` at
+# PATH for SECONDS, stops the server with SIGINT, and does the same with a single request to
+# learn the start-up and shutdown cost, which it subtracts. Prints requests, instructions and
+# instructions per request. CG_OUT=FILE keeps the callgrind output of the loaded run (for
+# callgrind_annotate); CG_FLAGS adds valgrind options (e.g. --dump-instr=yes).
 set -euo pipefail
 BIN=${1:-target/release/cgigate}
 URLPATH=${2:-/hello}
@@ -24,16 +27,34 @@ handler = "hello"
 prefix = "/echo"
 handler = "echo"
 CONF
-valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$WORK/cg.out" \
-    "$BIN" --config "$WORK/config.toml" >"$WORK/stdout" 2>"$WORK/stderr" &
-PID=$!
-for _ in $(seq 1 600); do
-    grep -q 'listening on' "$WORK/stdout" 2>/dev/null && break
-    sleep 0.1
-done
-URL=$(sed -n 's/^listening on //p' "$WORK/stdout" | head -1)
-REQS=$(wrk -t1 -c1 -d"${SECS}s" "$URL$URLPATH" | awk '/requests in/ {print $1}')
-kill -INT $PID
-wait $PID || true
-TOTAL=$(awk '/^summary:/ {print $2} /^totals:/ {print $2}' "$WORK/cg.out" | head -1)
-echo "requests=$REQS instructions=$TOTAL per_request=$((TOTAL / REQS))"
+
+# run NAME LOAD: the server under callgrind, LOAD (a command taking the URL) against it;
+# prints "requests instructions".
+run() {
+    local name=$1 load=$2
+    # shellcheck disable=SC2086
+    valgrind --tool=callgrind --compress-strings=no ${CG_FLAGS:-} \
+        --callgrind-out-file="$WORK/$name.out" \
+        "$BIN" --config "$WORK/config.toml" >"$WORK/$name.stdout" 2>"$WORK/$name.stderr" &
+    local pid=$!
+    for _ in $(seq 1 600); do
+        grep -q 'listening on' "$WORK/$name.stdout" 2>/dev/null && break
+        sleep 0.1
+    done
+    local url
+    url=$(sed -n 's/^listening on //p' "$WORK/$name.stdout" | head -1)
+    local reqs
+    reqs=$($load "$url$URLPATH")
+    kill -INT $pid
+    wait $pid || true
+    local total
+    total=$(awk '/^summary:/ {print $2} /^totals:/ {print $2}' "$WORK/$name.out" | head -1)
+    echo "$reqs $total"
+}
+one() { curl -s -o /dev/null "$1" && echo 1; }
+load() { wrk -t1 -c1 -d"${SECS}s" "$1" | awk '/requests in/ {print $1}'; }
+
+read -r _ BASE < <(run base one)
+read -r REQS TOTAL < <(run load load)
+echo "requests=$REQS instructions=$TOTAL start_and_stop=$BASE per_request=$(((TOTAL - BASE) / (REQS - 1)))"
+if [[ -n "${CG_OUT:-}" ]]; then cp "$WORK/load.out" "$CG_OUT"; fi

@@ -83,6 +83,7 @@ impl AccessLog {
 
     /// Record one exchange, without waiting. False if the line was dropped: the writer is
     /// behind by a whole queue (or gone).
+    #[inline]
     pub(crate) fn log(&self, record: &Record<'_>) -> bool {
         let Some(tx) = &self.tx else {
             return true;

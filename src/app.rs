@@ -50,7 +50,7 @@ pub(crate) struct Call {
 impl Service for App {
     type Call = Call;
 
-    fn call(&self, head: RequestHead, conn: &ConnInfo, ends: HandlerEnds) -> (Call, OutputLimits) {
+    fn call(&self, head: RequestHead, conn: &ConnInfo, ends: HandlerEnds) -> Call {
         let matched = self.router.route(head.path());
         let route = matched.entry;
         let (body, channel) = Body::open(ends);
@@ -63,11 +63,14 @@ impl Service for App {
             redirects: 0,
         };
         let res = Response::new(channel, route.output.mode.mode());
-        let limits = OutputLimits {
-            buffer_limit: route.output.buffer_limit,
-            flush_after: route.output.flush_after,
-        };
-        (Call { req, res, route }, limits)
+        Call { req, res, route }
+    }
+
+    fn limits(call: &Call) -> OutputLimits {
+        OutputLimits {
+            buffer_limit: call.route.output.buffer_limit,
+            flush_after: call.route.output.flush_after,
+        }
     }
 
     fn run<'a>(&'a self, call: &'a mut Call) -> impl Future<Output = ()> + Send + 'a {
@@ -88,6 +91,7 @@ impl Service for App {
         self.access.is_on()
     }
 
+    #[inline]
     fn record(&self, record: &Record<'_>) {
         self.stats
             .count_response(record.framing, record.status != 0);

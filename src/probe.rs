@@ -8,6 +8,7 @@
 //! connections kept between requests, and the clock.
 
 mod chunked;
+mod error;
 mod measure;
 mod report;
 mod response;
@@ -19,8 +20,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub use error::{ProbeError, ResponseError};
 pub use measure::{Measurement, Piece};
-pub use response::{Framing, ResponseError};
+pub use response::Framing;
 pub use target::Target;
 
 use measure::Reading;
@@ -44,48 +46,6 @@ pub struct Options {
     pub json: bool,
     /// Longest time for one request, connecting included.
     pub timeout: Duration,
-}
-
-/// Why a request got no complete response.
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    /// The TCP connection could not be made.
-    #[error("cannot connect to {address}: {source}")]
-    Connect {
-        /// `HOST:PORT`.
-        address: String,
-        /// What the system said.
-        source: std::io::Error,
-    },
-    /// Reading or writing failed.
-    #[error("connection error: {0}")]
-    Io(#[from] std::io::Error),
-    /// The server closed the connection without sending anything.
-    #[error("connection closed before a response")]
-    Closed,
-    /// The server closed the connection inside the response head.
-    #[error("connection closed inside the response head ({received} bytes received)")]
-    ClosedInHead {
-        /// Bytes of the head that did arrive.
-        received: u64,
-    },
-    /// The server closed the connection before the body was complete.
-    #[error("connection closed before the end of the body ({received} body bytes received)")]
-    ClosedInBody {
-        /// Body bytes that did arrive.
-        received: u64,
-    },
-    /// The response is not valid HTTP/1.1.
-    #[error("malformed response: {0}")]
-    Malformed(#[from] ResponseError),
-    /// The request took longer than `--timeout`.
-    #[error("timed out after {timeout:?} {stage}")]
-    Timeout {
-        /// The limit.
-        timeout: Duration,
-        /// How far the request got.
-        stage: String,
-    },
 }
 
 /// Probes every target `repeat` times, printing as it goes; true when every request got a

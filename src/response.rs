@@ -228,6 +228,16 @@ impl Response {
         self.send(Cmd::Head(head)).await
     }
 
+    /// Answer with a short plain-text body, `"{status} {text}\n"`, sized (refusals such as
+    /// 404 and 403 that a handler makes itself).
+    pub async fn plain(&mut self, status: u16, text: &str) -> Result<(), HandlerError> {
+        let body = format!("{status} {text}\n");
+        self.status(status);
+        self.set_header("Content-Type", "text/plain; charset=utf-8");
+        self.sized(body.len() as u64);
+        self.write(body).await
+    }
+
     /// Called by the connection when the handler returned `Ok`.
     pub(crate) async fn end(&mut self) -> Result<(), HandlerError> {
         self.send_head().await?;

@@ -26,5 +26,7 @@ mod tls;
 mod bad_requests;
 // `cgigate probe`: the measuring client, against the server and against fake servers.
 mod probe;
+// The module graph: no import cycles, http/ at the bottom, short functions there.
+mod layers;
 // Malformed script output, one table: 502s that never split a response, and valid blocks.
 mod bad_scripts;

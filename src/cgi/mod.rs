@@ -24,7 +24,6 @@ use tracing::debug;
 
 use crate::config::{CgiConfig, RequestBody, SpawnMode};
 use crate::handler::{Body, BoxFuture, GatewayError, Handler, HandlerError, Request};
-use crate::handlers::plain;
 use crate::http::head::{self, Limits, RequestHead};
 use crate::response::Response;
 use crate::router::Dispatcher;
@@ -144,7 +143,7 @@ impl CgiHandler {
     async fn serve(&self, req: &mut Request, res: &mut Response) -> Result<(), HandlerError> {
         let script = match self.resolve(req) {
             Ok(s) => s,
-            Err(refusal) => return plain(res, refusal.status(), refusal.as_str()).await,
+            Err(refusal) => return res.plain(refusal.status(), refusal.as_str()).await,
         };
         self.serve_script(req, res, &script)
             .await
@@ -350,7 +349,7 @@ impl CgiHandler {
         }
         match result {
             Some(Ok(ended)) => Ok(ended),
-            Some(Err(failure)) => Err(failure.into()),
+            Some(Err(failure)) => Err(output_error(failure)),
             None => Err(GatewayError::NoResponse.into()),
         }
     }
@@ -384,16 +383,15 @@ impl CgiHandler {
     }
 }
 
-impl From<Failure> for HandlerError {
-    fn from(failure: Failure) -> HandlerError {
-        match failure {
-            // SPEC §5.4: details to the log, a generic 502 to the client.
-            Failure::BadHead(e) => GatewayError::BadOutput(e.as_str()).into(),
-            Failure::IdleBeforeHead => GatewayError::IdleBeforeHead.into(),
-            Failure::Idle => GatewayError::Idle.into(),
-            Failure::Io(e) => GatewayError::ReadOutput(e).into(),
-            Failure::Client(e) => e,
-        }
+/// What a failure of the script's output means for the request.
+fn output_error(failure: Failure) -> HandlerError {
+    match failure {
+        // SPEC §5.4: details to the log, a generic 502 to the client.
+        Failure::BadHead(e) => GatewayError::BadOutput(e.as_str()).into(),
+        Failure::IdleBeforeHead => GatewayError::IdleBeforeHead.into(),
+        Failure::Idle => GatewayError::Idle.into(),
+        Failure::Io(e) => GatewayError::ReadOutput(e).into(),
+        Failure::Client(e) => e,
     }
 }
 

@@ -3,19 +3,19 @@
 
 use std::fmt::Display;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::Spanned;
 
 use super::error::{join_key, ConfigError, Source};
-use super::raw::{Field, RawCgi, RawConfig, RawLog, RawOutput, RawServer, RawTls};
-use super::units::{DurationValue, ListenAddr, SizeValue};
-use super::{
-    route, AccessLog, CgiConfig, Config, LogConfig, OutputConfig, ServerConfig, TlsConfig,
+use super::model::{
+    AccessLog, CgiConfig, LogConfig, OutputConfig, ServerConfig, TlsConfig,
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SESSION_CACHE, MAX_MAX_HEADERS, MAX_MAX_HEAD_BYTES,
     MIN_MAX_HEAD_BYTES,
 };
+use super::raw::{Field, RawCgi, RawLog, RawOutput, RawServer, RawTls};
+use super::units::{DurationValue, ListenAddr, SizeValue};
 
 /// A check on a value; the error is the message after the key.
 type Check<'c, T> = &'c dyn Fn(&T) -> Result<(), String>;
@@ -26,46 +26,6 @@ macro_rules! set {
     ($table:expr, $out:ident . $field:ident, $raw:ident, $check:expr) => {
         $out.$field = $table.pick($raw.$field, $out.$field, stringify!($field), $check)?
     };
-}
-
-/// Parses, checks and resolves a whole file.
-pub(crate) fn build(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let src = Source::new(text, path);
-    let raw: RawConfig = serde_path_to_error::deserialize(toml::de::Deserializer::new(text))
-        .map_err(|err| src.deserialize_error(err))?;
-    let ctx = Builder {
-        src,
-        base_dir: folder_of(path),
-    };
-    let server = ctx.server(raw.server)?;
-    let log = ctx.log(raw.log)?;
-    let output = ctx.output(OutputConfig::default(), raw.output, "output", "mode")?;
-    let cgi = ctx.cgi(CgiConfig::default(), raw.cgi, "cgi")?;
-    let routes = route::build_routes(&ctx, raw.route, &output, &cgi)?;
-    let tls = raw
-        .tls
-        .map(|tls| ctx.tls(tls, &server.listen))
-        .transpose()?;
-    Ok(Config {
-        server,
-        log,
-        output,
-        cgi,
-        routes,
-        tls,
-        base_dir: ctx.base_dir,
-        source: Some(path.to_path_buf()),
-    })
-}
-
-/// The folder relative paths are resolved against, made absolute so it does not depend on the
-/// current directory staying the same.
-fn folder_of(path: &Path) -> PathBuf {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
 }
 
 /// What building needs: the text for positions and the folder for paths.
@@ -112,7 +72,7 @@ impl Builder<'_> {
         Table { ctx: self, path }
     }
 
-    fn server(&self, raw: RawServer) -> Result<ServerConfig, ConfigError> {
+    pub(crate) fn server(&self, raw: RawServer) -> Result<ServerConfig, ConfigError> {
         let mut c = ServerConfig::default();
         let t = self.table("server");
         c.listen = self.listen(raw.listen, c.listen, "server.listen", &[])?;
@@ -131,7 +91,7 @@ impl Builder<'_> {
         Ok(c)
     }
 
-    fn log(&self, raw: RawLog) -> Result<LogConfig, ConfigError> {
+    pub(crate) fn log(&self, raw: RawLog) -> Result<LogConfig, ConfigError> {
         let mut c = LogConfig::default();
         let t = self.table("log");
         set!(t, c.level, raw, &|level: &String| {
@@ -227,7 +187,11 @@ impl Builder<'_> {
     }
 
     /// `[tls]`; `plain` are the plain-HTTP addresses, which TLS cannot also bind.
-    fn tls(&self, raw: Spanned<RawTls>, plain: &[SocketAddr]) -> Result<TlsConfig, ConfigError> {
+    pub(crate) fn tls(
+        &self,
+        raw: Spanned<RawTls>,
+        plain: &[SocketAddr],
+    ) -> Result<TlsConfig, ConfigError> {
         let span = raw.span();
         let raw = raw.into_inner();
         let required = |key: &str| {

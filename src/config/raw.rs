@@ -7,8 +7,8 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::model::{LogFormat, OutputMode, RequestBody, SpawnMode};
 use super::units::{DurationValue, EnvName, EnvValue, Extension, ListenAddr, Program, SizeValue};
-use super::{LogFormat, OutputMode, RequestBody, SpawnMode};
 
 /// A key that may be absent, with the position of its value when present.
 pub(crate) type Field<T> = Option<Spanned<T>>;

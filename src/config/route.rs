@@ -8,8 +8,8 @@ use toml::Spanned;
 
 use super::build::Builder;
 use super::error::{join_key, ConfigError};
+use super::model::{CgiConfig, OutputConfig, Route, RouteKind};
 use super::raw::{Field, RawRoute, RawRouteHead};
-use super::{CgiConfig, OutputConfig, Route, RouteKind};
 use crate::handlers::BUILTINS;
 
 /// The keys that say what a route is; exactly one must be set.

@@ -42,15 +42,6 @@ pub(crate) fn builtin(name: &str, stats: &Arc<Stats>) -> Option<Arc<dyn Handler>
         .map(|(_, make)| make(stats))
 }
 
-/// Answer with a short plain-text body and the given status.
-pub(crate) async fn plain(res: &mut Response, status: u16, text: &str) -> Result<(), HandlerError> {
-    let body = format!("{status} {}\n", text);
-    res.status(status);
-    res.set_header("Content-Type", "text/plain; charset=utf-8");
-    res.sized(body.len() as u64);
-    res.write(body).await
-}
-
 /// 404 for paths no route matches.
 pub struct NotFound;
 
@@ -60,7 +51,7 @@ impl Handler for NotFound {
         _req: &'a mut Request,
         res: &'a mut Response,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(plain(res, code::NOT_FOUND, "Not Found"))
+        Box::pin(res.plain(code::NOT_FOUND, "Not Found"))
     }
 }
 
@@ -81,7 +72,8 @@ impl Handler for RedirectToPrefix {
                 location.push_str(query);
             }
             res.set_header("Location", location);
-            plain(res, code::MOVED_PERMANENTLY, "Moved Permanently").await
+            res.plain(code::MOVED_PERMANENTLY, "Moved Permanently")
+                .await
         })
     }
 }

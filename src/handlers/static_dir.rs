@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 
-use super::plain;
 use crate::handler::{BoxFuture, Handler, HandlerError, Request};
 use crate::http::path::percent_decode;
 use crate::http::status;
@@ -62,24 +61,28 @@ impl StaticDir {
         let method = req.head.method_str();
         if method != "GET" && method != "HEAD" {
             res.set_header("Allow", "GET, HEAD");
-            return plain(res, status::METHOD_NOT_ALLOWED, "Method Not Allowed").await;
+            return res
+                .plain(status::METHOD_NOT_ALLOWED, "Method Not Allowed")
+                .await;
         }
         let below = req.path_below_prefix().to_string();
         let path = match self.resolve(&below) {
             Ok(p) => p,
-            Err(Refusal::NotFound) => return plain(res, status::NOT_FOUND, "Not Found").await,
-            Err(Refusal::Forbidden) => return plain(res, status::FORBIDDEN, "Forbidden").await,
+            Err(Refusal::NotFound) => return res.plain(status::NOT_FOUND, "Not Found").await,
+            Err(Refusal::Forbidden) => return res.plain(status::FORBIDDEN, "Forbidden").await,
             Err(Refusal::AddSlash) => {
                 res.set_header("Location", format!("{}/", req.path));
-                return plain(res, status::MOVED_PERMANENTLY, "Moved Permanently").await;
+                return res
+                    .plain(status::MOVED_PERMANENTLY, "Moved Permanently")
+                    .await;
             }
         };
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                return plain(res, status::FORBIDDEN, "Forbidden").await
+                return res.plain(status::FORBIDDEN, "Forbidden").await
             }
-            Err(_) => return plain(res, status::NOT_FOUND, "Not Found").await,
+            Err(_) => return res.plain(status::NOT_FOUND, "Not Found").await,
         };
         let meta = file.metadata().await?;
         let modified = meta.modified().ok().map(whole_seconds);

@@ -192,6 +192,8 @@ where
             }
             let shutting_down = self.is_shutting_down();
             tokio::select! {
+                // In order, without the random start: nothing here needs fairness.
+                biased;
                 n = read_lean(&mut self.r, &mut self.rbuf) => match n {
                     Ok(0) => self.read_eof = true,
                     Ok(_) => {}
@@ -300,36 +302,40 @@ where
         let settings = &self.ctx.settings;
         let decoder = body_decoder(head.body, settings.limits.max_body_bytes);
         let (channel, body_tx, ends) = channel::open(head.body, !decoder.is_end());
-        let start = Start {
-            version: head.version,
-            head_request: head.is_head(),
-            limits: OutputLimits::NONE,
-            decoder,
-            body_tx,
-            expect_continue: head.expect_continue,
-            keep_alive: keep_alive && head.keep_alive,
-            half_close: settings.half_close,
-            now: started.into_std(),
-        };
-        let (mut call, limits) = service.call(head, &self.info, ends);
-        let mut ex = Exchange::new(Start { limits, ..start });
-        if self.is_shutting_down() {
-            ex.on_shutdown();
-        }
+        let version = head.version;
+        let head_request = head.is_head();
+        let expect_continue = head.expect_continue;
+        let keep_alive = keep_alive && head.keep_alive && !self.is_shutting_down();
+        let half_close = settings.half_close;
         let outcome = {
-            let fut = pin!(service.run(&mut call));
-            self.drive(&mut ex, &channel, fut, times, started).await
-        }; // The call's future ends here, before its response writer.
-        if outcome == Outcome::Gone {
-            channel.set_disconnected();
-        }
-        self.record(&ex, &service, &call, outcome, wall, started);
-        drop(call);
+            let mut call = service.call(head, &self.info, ends);
+            let mut ex = Exchange::new(Start {
+                version,
+                head_request,
+                limits: S::limits(&call),
+                decoder,
+                body_tx,
+                expect_continue,
+                keep_alive,
+                half_close,
+                now: started.into_std(),
+            });
+            let outcome = {
+                let fut = pin!(service.run(&mut call));
+                self.drive(&mut ex, &channel, fut, times, started).await
+            }; // The call's future ends here, before its response writer.
+            if outcome == Outcome::Gone {
+                channel.set_disconnected();
+            }
+            self.record(&ex, &service, &call, outcome, wall, started);
+            outcome
+        }; // The call and the exchange are dropped where they are, not moved to be dropped.
         channel.cmds.close_consumer();
         outcome
     }
 
     /// Tell the service how the exchange went.
+    #[inline]
     fn record(
         &self,
         ex: &Exchange,
@@ -340,7 +346,9 @@ where
         started: Instant,
     ) {
         let framer = ex.framer();
+        // Durations are worked out only for a record that shows them.
         let times = service.wants_times();
+        let since = |t: std::time::Instant| Instant::from_std(t).saturating_duration_since(started);
         service.record(&Record {
             conn: &self.info,
             request: Requested::Head(S::head(call)),
@@ -349,9 +357,7 @@ where
             bytes: framer.body_bytes(),
             mode: framer.mode(),
             framing: framer.framing(),
-            ttfb: ex
-                .first_write()
-                .map(|t| Instant::from_std(t).saturating_duration_since(started)),
+            ttfb: ex.first_write().filter(|_| times).map(since),
             total: if times {
                 started.elapsed()
             } else {

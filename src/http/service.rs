@@ -68,14 +68,12 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// response objects). It owns the request head.
     type Call: Send;
 
-    /// Start answering `head`, arrived on `conn`: the call, and the output settings of what
-    /// answers it. The answer reads its body and writes its response through `ends`.
-    fn call(
-        &self,
-        head: RequestHead,
-        conn: &ConnInfo,
-        ends: HandlerEnds,
-    ) -> (Self::Call, OutputLimits);
+    /// Start answering `head`, arrived on `conn`. The answer reads its body and writes its
+    /// response through `ends`.
+    fn call(&self, head: RequestHead, conn: &ConnInfo, ends: HandlerEnds) -> Self::Call;
+
+    /// The output settings of what answers a call.
+    fn limits(call: &Self::Call) -> OutputLimits;
 
     /// Run the call to its end. Dropping the future (the client went away, shutdown timed
     /// out) must release everything it holds: cancellation is the stop signal.

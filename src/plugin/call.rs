@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::http::decode::BodyError;
 use crate::response::{Connection, Mode};
 
-use super::Plugin;
+use super::loader::Plugin;
 
 /// What the plugin's thread asks of the async side.
 pub(crate) enum PluginCmd {

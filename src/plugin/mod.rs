@@ -17,7 +17,6 @@ use tokio::sync::mpsc;
 
 use crate::cgi::env::server_vars;
 use crate::handler::{BoxFuture, GatewayError, Handler, HandlerError, Request};
-use crate::handlers::plain;
 use crate::http::status;
 use crate::response::Response;
 use call::{CallContext, PluginCmd};
@@ -52,7 +51,7 @@ impl PluginHandler {
     async fn serve(&self, req: &mut Request, res: &mut Response) -> Result<(), HandlerError> {
         // SPEC §5.1, as on a CGI route: a path whose PATH_INFO cannot be decoded is 404.
         let Some(vars) = server_vars(req) else {
-            return plain(res, status::NOT_FOUND, "Not Found").await;
+            return res.plain(status::NOT_FOUND, "Not Found").await;
         };
         let (tx, mut rx) = mpsc::channel(CMD_QUEUE);
         let ctx = CallContext::new(tx, vars, res.connection());

@@ -3,7 +3,7 @@
 //! Strict on purpose: a probe that reports malformed framing is more useful than one that
 //! guesses, and every byte it does not understand ends the response with an error.
 
-use super::response::{Progress, ResponseError};
+use super::error::ResponseError;
 
 /// Longest chunk extension the probe skips, in bytes (as hyper's client).
 pub const MAX_EXTENSION_BYTES: usize = 16 * 1024;
@@ -39,6 +39,15 @@ enum State {
     EndLf,
     /// The body is complete; bytes after it belong to the next response.
     Done,
+}
+
+/// What one call of a body decoder did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Input bytes used (framing and payload); the rest belongs to the next response.
+    pub consumed: usize,
+    /// Payload bytes among them.
+    pub payload: usize,
 }
 
 /// Decodes one chunked body, counting its payload.

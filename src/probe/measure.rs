@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use super::error::ProbeError;
 use super::response::{parse_final_head, Body, Framing, Head};
-use super::ProbeError;
 
 /// Body bytes delivered by one socket read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,44 +2,13 @@
 //! is delimited (RFC 9112 §6.3), and a body decoder that counts payload bytes. Independent of the
 //! server's request-side parsers, so the probe checks the server rather than agreeing with it.
 
-use super::chunked::ChunkedDecoder;
+use super::chunked::{ChunkedDecoder, Progress};
+use super::error::ResponseError;
 
 /// Longest response head the probe waits for, in bytes (64 KiB); a longer one is malformed.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most header fields in a response head.
 pub const MAX_HEADERS: usize = 128;
-
-/// Why a response could not be read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ResponseError {
-    /// The status line or a header field is not HTTP/1.x syntax.
-    #[error("{0} in the head")]
-    Head(httparse::Error),
-    /// No end of the head within [`MAX_HEAD_BYTES`].
-    #[error("response head longer than {MAX_HEAD_BYTES} bytes")]
-    HeadTooLarge,
-    /// `101 Switching Protocols`: the probe measures HTTP/1.1 only.
-    #[error("the server switched protocols (101)")]
-    SwitchingProtocols,
-    /// A Content-Length that is not a number, or several that differ.
-    #[error("invalid Content-Length")]
-    ContentLength,
-    /// Both Content-Length and Transfer-Encoding (RFC 9112 §6.3 calls this a smuggling risk).
-    #[error("both Content-Length and Transfer-Encoding")]
-    LengthAndChunked,
-    /// A chunk-size line that is not `HEX [BWS] [; ext] CRLF`.
-    #[error("invalid chunk size line")]
-    ChunkSize,
-    /// Chunk payload not followed by CRLF.
-    #[error("chunk data not followed by CRLF")]
-    ChunkDataEnd,
-    /// A chunk extension beyond [`super::chunked::MAX_EXTENSION_BYTES`].
-    #[error("chunk extension too long")]
-    ChunkExtension,
-    /// A malformed or too long trailer section.
-    #[error("malformed or too long trailer section")]
-    Trailers,
-}
 
 /// How the response body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +70,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ResponseError> {
     let len = match response.parse(buf) {
         Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD_BYTES => return Ok(None),
-        Ok(_) => return Err(ResponseError::HeadTooLarge),
+        Ok(_) => return Err(ResponseError::HeadTooLarge(MAX_HEAD_BYTES)),
         Err(e) => return Err(ResponseError::Head(e)),
     };
     let status = response.code.unwrap_or_default();
@@ -168,15 +137,6 @@ fn tokens<'a>(
         .filter(move |f| f.name.eq_ignore_ascii_case(name))
         .flat_map(|f| std::str::from_utf8(f.value).unwrap_or("\u{0}").split(','))
         .map(str::trim)
-}
-
-/// What one call of [`Body::decode`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
-    /// Input bytes used (framing and payload); the rest belongs to the next response.
-    pub consumed: usize,
-    /// Payload bytes among them.
-    pub payload: usize,
 }
 
 /// A response body being read: payload is counted, not kept.
@@ -365,7 +325,10 @@ mod tests {
         }
         let mut long = "HTTP/1.1 200 OK\r\nX: ".to_string();
         long.push_str(&"a".repeat(MAX_HEAD_BYTES));
-        assert_eq!(head(&long), Err(ResponseError::HeadTooLarge));
+        assert_eq!(
+            head(&long),
+            Err(ResponseError::HeadTooLarge(MAX_HEAD_BYTES))
+        );
     }
 
     #[test]

@@ -19,10 +19,33 @@
  *      writes the response. handle() may block, and several handle() calls run at the same
  *      time on different threads for different requests: the plugin's own state must be
  *      thread-safe (read-only after init, or guarded by a mutex or atomics).
+ *      Every method reaches handle(), HEAD included: answer a HEAD as you would a GET; the
+ *      server sends the head (with the Content-Length or framing GET would get) and drops
+ *      the body bytes.
  *   4. At shutdown, after every handle() call has returned, terminate() is called once
  *      (if handle() calls are still running kill_grace after the connections were closed,
- *      terminate() is not called at all, rather than free state they use). The library
- *      is never unloaded (dlclose is never called).
+ *      terminate() is not called at all, rather than free state they use; kill_grace is
+ *      the config's [cgi] kill_grace, 2 s by default). The library is never unloaded
+ *      (dlclose is never called).
+ *
+ * CONCURRENCY
+ *   handle() calls run on the server's pool of blocking threads (tokio's, at most 512
+ *   threads, shared with the server's own blocking work such as starting scripts,
+ *   spooling request bodies to files and reading static files). Up to that many handle() calls run at once, across
+ *   all plugin routes; when every thread is busy, further requests wait in a queue, in
+ *   order, until a thread is free: there is no time limit on that wait other than the
+ *   client's patience, and the connection stays open meanwhile. A handle() that blocks for
+ *   long therefore holds a thread that other requests may need: keep it short, or bound
+ *   the plugin's own concurrency.
+ *
+ * SCRIPT_NAME AND PATH_INFO
+ *   For a plugin route, SCRIPT_NAME is the route's prefix without a trailing '/' ("/ext"
+ *   for prefix "/ext/" or "/ext") and PATH_INFO is the rest of the request path,
+ *   percent-decoded once, starting with '/'. PATH_INFO (and PATH_TRANSLATED) is absent
+ *   when the path is the prefix itself. A path whose rest a CGI route would refuse — an
+ *   encoded '/' or '\' (%2F, %5C), %00, or bytes that are not UTF-8 once decoded — is
+ *   answered 404 by the server, as on a CGI route, and never reaches handle(). REQUEST_URI
+ *   always holds the raw, still-encoded target.
  *
  * VERSIONING
  *   Both tables start with `uint32_t size, abi_version` and end with spare `reserved`
@@ -91,7 +114,12 @@ extern "C" {
 #define CGIGATE_ERROR (-1)
 /* The client is gone: nothing more can be read or written. Stop and return from handle. */
 #define CGIGATE_E_DISCONNECTED (-2)
-/* Not allowed now: send_headers a second time, set_mode after the head was sent. */
+/* Not allowed now: the head was already given to the server, by send_headers, or by a
+ * write (of at least one byte) or a flush, which send the default head. It says nothing
+ * about the wire: in buffer and auto modes the server holds a head it was given until the
+ * body ends, overflows buffer_limit or (auto) pauses, so a client may not have seen it
+ * yet; the status, fields and mode are final all the same. Returned by send_headers and
+ * set_mode after that point. */
 #define CGIGATE_E_STATE (-3)
 /* An argument is invalid: a NULL pointer, a malformed header block, a status outside
  * 200-999, an unknown mode. */
@@ -197,9 +225,10 @@ typedef struct cgigate_request {
      *
      * The server owns the framing: Connection, Keep-Alive, Transfer-Encoding, Upgrade,
      * TE, Trailer and Date are dropped; a Content-Length field acts as
-     * set_mode(CGIGATE_MODE_SIZED, n). In buffer and auto modes the head may be held
-     * and go out with the first bytes of the body (to add Content-Length); in every mode
-     * the status and fields are final once this returns.
+     * set_mode(CGIGATE_MODE_SIZED, n), and "Connection: close" closes the connection
+     * after this response. In buffer and auto modes the head may be held and go out with
+     * the first bytes of the body (to add Content-Length); in every mode the status and
+     * fields are final once this returns.
      *
      * Call it at most once, before any write or flush (these send a default head:
      * status 200, no fields). Returns CGIGATE_OK, CGIGATE_E_STATE (the head was already
@@ -214,7 +243,8 @@ typedef struct cgigate_request {
      *
      * The bytes are copied before the call returns: `data` may be reused or freed at once.
      * Every byte is taken or the call fails (there are no partial writes). Sends the
-     * default head first if send_headers was not called. len 0 does nothing.
+     * default head first if send_headers was not called. len 0 does nothing at all (it
+     * does not send the default head either; send_headers and set_mode still work).
      *
      * Blocks while the client reads slower than the plugin writes (back-pressure), so a
      * plugin never holds more than a little of its output in the server's memory.

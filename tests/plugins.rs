@@ -119,6 +119,34 @@ fn both_plugins_answer_with_server_variables_over_keep_alive() {
 }
 
 #[test]
+fn the_c_plugin_sees_the_documented_abi() {
+    let Some(srv) = plugin_server() else { return };
+    let mut c = srv.connect();
+    // write(len 0) does nothing: the head can still be sent afterwards.
+    c.send(&get("/c/?zero"));
+    let r = c.response();
+    assert_eq!(r.status, 201, "{}", r.describe());
+    assert_eq!(r.header("x-zero"), Some("1"));
+    assert_eq!(r.text(), "a zero-length write sent no head\n");
+    // A path a CGI route would refuse (%2F, %00, not UTF-8) is 404 on a plugin route too.
+    for target in ["/c/a%2Fb?vars", "/c/a%00?vars", "/c/%ff?vars"] {
+        c.send(&get(target));
+        assert_eq!(c.response().status, 404, "{target}");
+    }
+    // HEAD reaches handle; the client gets the head GET would get, without the body.
+    c.send(b"HEAD /c/x?vars HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = c.head_response();
+    assert_eq!(head.status, 200);
+    assert!(head.header("content-length").is_some(), "{}", head.describe());
+    c.send(&get("/c/x?vars"));
+    let full = c.response();
+    assert_eq!(
+        head.header("content-length").map(str::to_string),
+        Some(full.body.len().to_string())
+    );
+}
+
+#[test]
 fn both_plugins_stream_with_flush() {
     let Some(srv) = plugin_server() else { return };
     for prefix in ["/c/", "/rust/"] {

@@ -26,6 +26,10 @@ mod tls;
 mod bad_requests;
 // `cgigate probe`: the measuring client, against the server and against fake servers.
 mod probe;
+// The embedding API, through examples/embed.rs.
+mod embed;
+// Defects a review found, each with the test that pins it.
+mod regressions;
 // The module graph: no import cycles, http/ at the bottom, short functions there.
 mod layers;
 // Malformed script output, one table: 502s that never split a response, and valid blocks.

@@ -37,21 +37,32 @@ impl Server {
 
     /// Like [`Server::start_with`], listening on `listen` (e.g. "[::1]:0").
     pub fn start_on(config: &str, prepare: impl FnOnce(&Path), listen: &str) -> Server {
+        let args = ["--listen", listen];
+        Server::start_program(Path::new(env!("CARGO_BIN_EXE_cgigate")), &args, config, prepare)
+    }
+
+    /// Start `program --config FILE ARGS…` with `config` written to a fresh folder (its
+    /// working directory); `program` prints `listening on` lines as cgigate does.
+    pub fn start_program(
+        program: &Path,
+        args: &[&str],
+        config: &str,
+        prepare: impl FnOnce(&Path),
+    ) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         prepare(dir.path());
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cgigate"))
+        let mut child = Command::new(program)
             .arg("--config")
             .arg(&path)
-            .arg("--listen")
-            .arg(listen)
+            .args(args)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn cgigate");
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let stderr = BufReader::new(child.stderr.take().expect("stderr"));
         let err_lines = drain(stderr);

@@ -6,6 +6,7 @@
  *   vars (or other)  print some server variables, plugin_config and the body length
  *   count=N          stream "count 1" .. "count N" (N <= 100), one line every 100 ms
  *   fail             fail before sending anything (the server answers 500)
+ *   zero             write 0 bytes (which does nothing), then send a 201 head: it works
  */
 #define _POSIX_C_SOURCE 200809L /* for nanosleep */
 #include <stdio.h>
@@ -134,6 +135,18 @@ static int32_t count(cgigate_request *r, const char *arg)
     return CGIGATE_OK;
 }
 
+/* write with len 0 does nothing, so the head can still be chosen afterwards. */
+static int32_t zero(cgigate_request *r)
+{
+    static const char headers[] = "Content-Type: text/plain\r\nX-Zero: 1\r\n";
+    static const char msg[] = "a zero-length write sent no head\n";
+    if (r->write(r->server, "", 0) != CGIGATE_OK)
+        return CGIGATE_ERROR;
+    if (r->send_headers(r->server, 201, headers, strlen(headers)) != CGIGATE_OK)
+        return CGIGATE_ERROR;
+    return r->write(r->server, msg, strlen(msg)) == CGIGATE_OK ? CGIGATE_OK : CGIGATE_ERROR;
+}
+
 static int32_t hello_handle(cgigate_request *r)
 {
     char *query = get_var(r, "QUERY_STRING");
@@ -142,6 +155,8 @@ static int32_t hello_handle(cgigate_request *r)
     int32_t rc;
     if (strcmp(query, "fail") == 0)
         rc = CGIGATE_ERROR;
+    else if (strcmp(query, "zero") == 0)
+        rc = zero(r);
     else if (strncmp(query, "count=", 6) == 0)
         rc = count(r, query + 6);
     else

@@ -5,7 +5,7 @@ use std::path::Path;
 
 /// Writes `input` to `$CGIGATE_FUZZ_SEEDS/<target>/<hash>` when that variable is set; a
 /// no-op otherwise. Named by content, so parallel tests and reruns write each input once.
-pub fn save(target: &str, input: &[u8]) {
+pub(crate) fn save(target: &str, input: &[u8]) {
     let Some(root) = std::env::var_os("CGIGATE_FUZZ_SEEDS") else {
         return;
     };

@@ -21,6 +21,7 @@
 //! [`Handler`]s with [`Server::builder`], bind and run.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod access_log;
 mod app;

@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub use error::{ProbeError, ResponseError};
-pub use measure::{Measurement, Piece};
-pub use response::Framing;
+pub(crate) use error::ProbeError;
+pub(crate) use measure::Measurement;
 pub use target::Target;
 
 use measure::Reading;

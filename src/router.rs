@@ -13,7 +13,7 @@ use crate::handler::Handler;
 use crate::handlers::{NotFound, RedirectToPrefix};
 
 /// One route, ready to serve.
-pub struct RouteEntry {
+pub(crate) struct RouteEntry {
     /// The prefix as configured.
     pub prefix: Arc<str>,
     /// What answers.
@@ -23,7 +23,7 @@ pub struct RouteEntry {
 }
 
 /// The result of routing one path.
-pub struct RouteMatch {
+pub(crate) struct RouteMatch {
     /// The route that answers (a 404 or redirect route when none matched).
     pub entry: Arc<RouteEntry>,
     /// The normalized path that was matched.
@@ -31,14 +31,14 @@ pub struct RouteMatch {
 }
 
 /// All routes, longest prefix first.
-pub struct Router {
+pub(crate) struct Router {
     routes: Vec<Arc<RouteEntry>>,
     not_found: Arc<RouteEntry>,
 }
 
 impl Router {
     /// A router over `routes`; `default_output` is used for the 404 and redirect answers.
-    pub fn new(mut routes: Vec<RouteEntry>, default_output: OutputConfig) -> Router {
+    pub(crate) fn new(mut routes: Vec<RouteEntry>, default_output: OutputConfig) -> Router {
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Router {
             routes: routes.into_iter().map(Arc::new).collect(),
@@ -51,7 +51,7 @@ impl Router {
     }
 
     /// Find the route for a raw request path.
-    pub fn route(&self, raw_path: &str) -> RouteMatch {
+    pub(crate) fn route(&self, raw_path: &str) -> RouteMatch {
         let path = crate::http::path::normalize(raw_path);
         for entry in &self.routes {
             if matches_prefix(&path, &entry.prefix) {
@@ -85,16 +85,16 @@ impl Router {
 /// Lets a handler route a path through the router it belongs to (a CGI's local redirect).
 /// Handlers are built before the router, so it is set once the router exists.
 #[derive(Default)]
-pub struct Dispatcher(OnceLock<Weak<Router>>);
+pub(crate) struct Dispatcher(OnceLock<Weak<Router>>);
 
 impl Dispatcher {
     /// Point at the finished router.
-    pub fn set(&self, router: &Arc<Router>) {
+    pub(crate) fn set(&self, router: &Arc<Router>) {
         let _ = self.0.set(Arc::downgrade(router));
     }
 
     /// Route a path; None before [`Dispatcher::set`] or after the router is gone.
-    pub fn route(&self, raw_path: &str) -> Option<RouteMatch> {
+    pub(crate) fn route(&self, raw_path: &str) -> Option<RouteMatch> {
         let router = self.0.get()?.upgrade()?;
         Some(router.route(raw_path))
     }

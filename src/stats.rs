@@ -7,7 +7,7 @@ use crate::http::framer::Framing;
 
 /// Counters shared by every connection. Relaxed atomics: they are statistics, not locks.
 #[derive(Debug)]
-pub struct Stats {
+pub(crate) struct Stats {
     started: Instant,
     open_connections: AtomicU64,
     accepted: AtomicU64,
@@ -19,7 +19,7 @@ pub struct Stats {
 
 /// A consistent-enough copy of the counters.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// Seconds since start.
     pub uptime_seconds: u64,
     /// Connections open now.
@@ -58,19 +58,19 @@ impl Default for Stats {
 
 impl Stats {
     /// Connections open now.
-    pub fn open_connections(&self) -> u64 {
+    pub(crate) fn open_connections(&self) -> u64 {
         self.open_connections.load(Ordering::Relaxed)
     }
 
     /// A connection was accepted; the guard counts it open until dropped.
-    pub fn open_connection(self: &std::sync::Arc<Self>) -> ConnectionGuard {
+    pub(crate) fn open_connection(self: &std::sync::Arc<Self>) -> ConnectionGuard {
         self.accepted.fetch_add(1, Ordering::Relaxed);
         self.open_connections.fetch_add(1, Ordering::Relaxed);
         ConnectionGuard(self.clone())
     }
 
     /// A response finished (or was abandoned, `started` false when nothing went out).
-    pub fn count_response(&self, framing: Framing, started: bool) {
+    pub(crate) fn count_response(&self, framing: Framing, started: bool) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let slot = match (started, framing) {
             (true, Framing::Length) => 0,
@@ -82,17 +82,17 @@ impl Stats {
     }
 
     /// The server refused a request itself.
-    pub fn count_error(&self) {
+    pub(crate) fn count_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An access log line was dropped.
-    pub fn count_log_dropped(&self) {
+    pub(crate) fn count_log_dropped(&self) {
         self.log_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Read the counters.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Snapshot {
             uptime_seconds: self.started.elapsed().as_secs(),
@@ -111,7 +111,7 @@ impl Stats {
 
 /// Keeps a connection counted as open.
 #[derive(Debug)]
-pub struct ConnectionGuard(std::sync::Arc<Stats>);
+pub(crate) struct ConnectionGuard(std::sync::Arc<Stats>);
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {

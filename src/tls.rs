@@ -64,7 +64,7 @@ pub enum TlsError {
 }
 
 /// Build the rustls server configuration for `[tls]`.
-pub fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub(crate) fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs = load_certs(&cfg.cert)?;
     let key = load_key(&cfg.key)?;
     let pair_error = |source| TlsError::Pair {
@@ -123,7 +123,7 @@ fn pem_message(e: &rustls::pki_types::pem::Error) -> String {
 }
 
 /// Run the TLS handshake on an accepted socket within `limit`; None if it failed (logged).
-pub async fn accept(
+pub(crate) async fn accept(
     sock: TcpStream,
     acceptor: &TlsAcceptor,
     limit: Duration,

@@ -85,14 +85,19 @@ fn an_embedded_handler_serves_beside_the_config_routes() {
 
     srv.wait_until("access log lines for the embedded routes", || {
         let lines = srv.log_lines();
-        lines.iter().any(|l| l.contains("/app/buffered") && l.contains(" mode=buffer framing=length "))
-            && lines.iter().any(|l| l.contains("/app/streamed") && l.contains(" mode=stream framing=chunked "))
+        lines
+            .iter()
+            .any(|l| l.contains("/app/buffered") && l.contains(" mode=buffer framing=length "))
+            && lines
+                .iter()
+                .any(|l| l.contains("/app/streamed") && l.contains(" mode=stream framing=chunked "))
     });
 }
 
 #[test]
 fn a_mounted_prefix_a_route_already_has_is_refused() {
-    let config = "[server]\nlisten = [\"127.0.0.1:0\"]\n[[route]]\nprefix = \"/app/\"\nhandler = \"echo\"\n";
+    let config =
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[[route]]\nprefix = \"/app/\"\nhandler = \"echo\"\n";
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), config).unwrap();
     let out = std::process::Command::new(example())

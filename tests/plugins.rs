@@ -137,7 +137,11 @@ fn the_c_plugin_sees_the_documented_abi() {
     c.send(b"HEAD /c/x?vars HTTP/1.1\r\nHost: t\r\n\r\n");
     let head = c.head_response();
     assert_eq!(head.status, 200);
-    assert!(head.header("content-length").is_some(), "{}", head.describe());
+    assert!(
+        head.header("content-length").is_some(),
+        "{}",
+        head.describe()
+    );
     c.send(&get("/c/x?vars"));
     let full = c.response();
     assert_eq!(

@@ -11,11 +11,20 @@ use crate::support::{config, get, server, Server};
 #[test]
 fn an_invalid_request_line_is_refused_at_once() {
     let srv = server("header_timeout = \"60s\"");
-    for line in ["XYZ\r\n", "GET /x HTTP/9.9\r\n", "GET  /x HTTP/1.1\r\n", "G\x01T / HTTP/1.1\r\n"] {
+    for line in [
+        "XYZ\r\n",
+        "GET /x HTTP/9.9\r\n",
+        "GET  /x HTTP/1.1\r\n",
+        "G\x01T / HTTP/1.1\r\n",
+    ] {
         let mut c = srv.connect();
         c.send(line.as_bytes());
         let r = c.response();
-        assert!(r.status == 400 || r.status == 505, "{line:?}: {}", r.describe());
+        assert!(
+            r.status == 400 || r.status == 505,
+            "{line:?}: {}",
+            r.describe()
+        );
         assert!(r.closes(), "{line:?}");
     }
 }
@@ -32,7 +41,11 @@ fn refusals_are_logged_and_counted() {
             "\" 414 ",
         ),
         (
-            format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(2000)).into_bytes(),
+            format!(
+                "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+                "b".repeat(2000)
+            )
+            .into_bytes(),
             431,
             "\" 431 ",
         ),
@@ -42,7 +55,11 @@ fn refusals_are_logged_and_counted() {
             "\"POST /echo HTTP/1.1\" 400 ",
         ),
         // Half a head, then silence: 408 once header_timeout (1 s) is over.
-        (b"GET /slow HTTP/1.1\r\nHost".to_vec(), 408, "\"GET /slow HTTP/1.1\" 408 "),
+        (
+            b"GET /slow HTTP/1.1\r\nHost".to_vec(),
+            408,
+            "\"GET /slow HTTP/1.1\" 408 ",
+        ),
     ];
     for (bytes, status, _) in &cases {
         let mut c = srv.connect();
@@ -58,11 +75,18 @@ fn refusals_are_logged_and_counted() {
     let status = srv.get("/status?format=json");
     let json = status.text();
     let field = |name: &str| -> u64 {
-        let at = json.find(&format!("\"{name}\"")).unwrap_or_else(|| panic!("{name}: {json}"));
+        let at = json
+            .find(&format!("\"{name}\""))
+            .unwrap_or_else(|| panic!("{name}: {json}"));
         json[at..]
             .split(':')
             .nth(1)
-            .and_then(|v| v.trim().trim_end_matches([',', '}']).split_whitespace().next())
+            .and_then(|v| {
+                v.trim()
+                    .trim_end_matches([',', '}'])
+                    .split_whitespace()
+                    .next()
+            })
             .and_then(|v| v.trim_end_matches(',').parse().ok())
             .unwrap_or_else(|| panic!("{name}: {json}"))
     };
@@ -91,7 +115,9 @@ fn a_client_leaving_after_the_whole_response_does_not_stop_the_script() {
     std::fs::write(dir.join("go"), "").unwrap();
     srv.wait_until("the background job finished", || dir.join("done").exists());
     srv.wait_until("the access log line", || {
-        srv.log_lines().iter().any(|l| l.contains("/cgi-bin/background"))
+        srv.log_lines()
+            .iter()
+            .any(|l| l.contains("/cgi-bin/background"))
     });
     let line = srv
         .log_lines()
@@ -99,7 +125,10 @@ fn a_client_leaving_after_the_whole_response_does_not_stop_the_script() {
         .find(|l| l.contains("/cgi-bin/background"))
         .unwrap();
     assert!(line.contains("\" 200 7 "), "{line}");
-    assert!(!line.contains("aborted=1"), "the response completed: {line}");
+    assert!(
+        !line.contains("aborted=1"),
+        "the response completed: {line}"
+    );
 }
 
 /// The other side of the rule: a client that leaves before the response is complete is a
@@ -114,11 +143,17 @@ fn a_client_leaving_before_the_whole_response_stops_the_script() {
     assert_eq!(status, 200);
     drop(c);
     srv.wait_until("the script was stopped", || {
-        srv.log_lines().iter().any(|l| l.contains("/cgi-bin/half") && l.contains("aborted=1"))
+        srv.log_lines()
+            .iter()
+            .any(|l| l.contains("/cgi-bin/half") && l.contains("aborted=1"))
     });
     std::fs::write(dir.join("go"), "").unwrap();
     // The script would write `done` within a few polls of `go` if it were still running.
-    let pid: u32 = std::fs::read_to_string(dir.join("pid")).unwrap().trim().parse().unwrap();
+    let pid: u32 = std::fs::read_to_string(dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     srv.wait_until("the script is gone", || !crate::support::alive(pid));
     assert!(!dir.join("done").exists());
 }

@@ -7,11 +7,11 @@
 
 pub mod env;
 pub mod header;
-pub mod output;
-pub mod process;
+pub(crate) mod output;
+pub(crate) mod process;
 pub mod script;
-pub mod spawner;
-pub mod spool;
+pub(crate) mod spawner;
+pub(crate) mod spool;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -35,10 +35,10 @@ use script::{Refusal, Script};
 use spool::Spooled;
 
 /// Most internal redirects (`Location: /local`) followed for one request (SPEC §5.4).
-pub const MAX_REDIRECTS: u8 = 10;
+pub(crate) const MAX_REDIRECTS: u8 = 10;
 
 /// What every CGI route of a server shares.
-pub struct CgiShared {
+pub(crate) struct CgiShared {
     /// `max_children`: one permit per running script, server-wide.
     pub children: Arc<Semaphore>,
     /// Running process groups, stopped at shutdown.
@@ -60,13 +60,13 @@ pub struct CgiShared {
 /// descriptors. Below it the server's own spawn is cheaper (the helper's extra hop costs
 /// about 8-12 %); above it the server's descriptor table makes every spawn dearer (10 % at
 /// 1,000 descriptors, 70 % at 10,000 in bench/spawn.c, 3.2x end to end; docs/cgi.md).
-pub const AUTO_HELPER_DESCRIPTORS: u64 = 1000;
+pub(crate) const AUTO_HELPER_DESCRIPTORS: u64 = 1000;
 
 /// Whether a script starts from the helper, given the mode, the connections open and the
 /// scripts running now. The server's descriptors are estimated, not counted (counting
 /// /proc/self/fd at every spawn would cost more than it saves): one per connection, three
 /// pipes per running script.
-pub fn use_helper(mode: SpawnMode, open_connections: u64, running_scripts: u64) -> bool {
+pub(crate) fn use_helper(mode: SpawnMode, open_connections: u64, running_scripts: u64) -> bool {
     match mode {
         SpawnMode::Direct => false,
         SpawnMode::Helper => true,
@@ -85,7 +85,7 @@ enum Target {
 }
 
 /// A CGI route.
-pub struct CgiHandler {
+pub(crate) struct CgiHandler {
     target: Target,
     cfg: CgiConfig,
     inherited: Vec<(String, Vec<u8>)>,
@@ -94,7 +94,11 @@ pub struct CgiHandler {
 
 impl CgiHandler {
     /// A `cgi_dir` route over `dir`, which must be a folder.
-    pub fn dir(dir: &Path, cfg: CgiConfig, shared: Arc<CgiShared>) -> std::io::Result<CgiHandler> {
+    pub(crate) fn dir(
+        dir: &Path,
+        cfg: CgiConfig,
+        shared: Arc<CgiShared>,
+    ) -> std::io::Result<CgiHandler> {
         let dir = dir.canonicalize()?;
         if !dir.is_dir() {
             return Err(std::io::Error::other("not a directory"));
@@ -103,7 +107,7 @@ impl CgiHandler {
     }
 
     /// A `cgi_script` route running `program`, which must be a file.
-    pub fn script(
+    pub(crate) fn script(
         program: &Path,
         cfg: CgiConfig,
         shared: Arc<CgiShared>,

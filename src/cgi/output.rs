@@ -16,13 +16,13 @@ use crate::response::{Mode, Response};
 /// Bytes read from a script's stdout at a time.
 const READ_SIZE: usize = 64 * 1024;
 /// Most stderr bytes logged per request; the rest is read and counted.
-pub const STDERR_LOG_LIMIT: usize = 64 * 1024;
+pub(crate) const STDERR_LOG_LIMIT: usize = 64 * 1024;
 /// Longest stderr line logged; longer lines are cut.
 const STDERR_LINE_LIMIT: usize = 4 * 1024;
 
 /// How the script's output ended.
 #[derive(Debug)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// The body is complete (stdout reached EOF).
     Done,
     /// A local redirect (RFC 3875 §6.2.2): the server answers for this path instead.
@@ -31,7 +31,7 @@ pub enum Ended {
 
 /// Why the output could not be used.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The header block is malformed (502).
     BadHead(HeadError),
     /// No header block within `idle_timeout` (504).
@@ -46,7 +46,7 @@ pub enum Failure {
 
 /// Read the script's stdout to its end, applying the header block to `res` and passing the
 /// body through.
-pub async fn pump_stdout<R: AsyncRead + Unpin>(
+pub(crate) async fn pump_stdout<R: AsyncRead + Unpin>(
     mut stdout: R,
     res: &mut Response,
     nph: bool,
@@ -123,7 +123,7 @@ fn apply_head(head: &ScriptHead, res: &mut Response, nph: bool) {
 }
 
 /// Log a script's stderr, line by line, at most [`STDERR_LOG_LIMIT`] bytes; read it to EOF.
-pub async fn log_stderr<R: AsyncRead + Unpin>(mut stderr: R, script: &str) {
+pub(crate) async fn log_stderr<R: AsyncRead + Unpin>(mut stderr: R, script: &str) {
     let mut chunk = vec![0u8; 8 * 1024];
     let mut line: Vec<u8> = Vec::new();
     let mut logged = 0usize;

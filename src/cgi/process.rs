@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::sys::signal::killpg;
-pub use nix::sys::signal::Signal;
+pub(crate) use nix::sys::signal::Signal;
 use nix::unistd::{pipe2, Pid};
 use tokio::net::unix::pipe;
 use tokio::process::Command;
@@ -41,7 +41,7 @@ static SPAWNING: Semaphore = Semaphore::const_new(SPAWNS_AT_ONCE);
 
 /// The process groups of every running script, so shutdown can stop what is left.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     groups: Mutex<HashSet<i32>>,
 }
 
@@ -61,7 +61,7 @@ impl Registry {
     }
 
     /// How many scripts are running.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.groups
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -70,18 +70,18 @@ impl Registry {
 
     #[cfg(test)]
     /// Whether no script is running.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Process groups still registered.
-    pub fn live(&self) -> Vec<i32> {
+    pub(crate) fn live(&self) -> Vec<i32> {
         let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
         groups.iter().copied().collect()
     }
 
     /// Shutdown: SIGTERM every group, wait up to `grace`, SIGKILL what is left (SPEC §1).
-    pub async fn terminate_all(&self, grace: Duration) {
+    pub(crate) async fn terminate_all(&self, grace: Duration) {
         let groups = self.live();
         if groups.is_empty() {
             return;
@@ -102,7 +102,7 @@ impl Registry {
 }
 
 /// What a script reads on stdin.
-pub enum Input {
+pub(crate) enum Input {
     /// Nothing: `/dev/null`.
     Null,
     /// A spooled body in a file, positioned at its start.
@@ -113,7 +113,7 @@ pub enum Input {
 
 /// The pipes to a running script: the server's ends, non-blocking, the same whichever way
 /// the script was started.
-pub struct Pipes {
+pub(crate) struct Pipes {
     /// Its stdin, when the body is fed through a pipe.
     pub stdin: Option<pipe::Sender>,
     /// Its stdout: the CGI response.
@@ -202,7 +202,7 @@ impl Child {
 }
 
 /// A running script. Dropping it without [`Process::stop`] stops it in the background.
-pub struct Process {
+pub(crate) struct Process {
     child: Option<Child>,
     pgid: i32,
     grace: Duration,
@@ -221,7 +221,7 @@ impl Process {
     /// Cancelling this future never leaves a script behind: the [`Process`] is built by a
     /// task (or blocking thread) of its own, and if nobody is waiting for it any more,
     /// dropping it stops the script.
-    pub async fn spawn(
+    pub(crate) async fn spawn(
         script: &Script,
         env: &[(String, Vec<u8>)],
         input: Input,
@@ -361,12 +361,12 @@ impl Process {
     }
 
     /// The process group id (the script's pid).
-    pub fn pgid(&self) -> i32 {
+    pub(crate) fn pgid(&self) -> i32 {
         self.pgid
     }
 
     /// Wait for the script itself to exit (it is reaped). Cancel-safe.
-    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+    pub(crate) async fn wait(&mut self) -> std::io::Result<ExitStatus> {
         if let Some(status) = self.exited {
             return Ok(status);
         }
@@ -380,7 +380,7 @@ impl Process {
 
     /// End the script and everything in its group: group SIGTERM, up to `kill_grace`, group
     /// SIGKILL; the script is reaped. Quick when everything has exited already.
-    pub async fn stop(mut self) -> Option<ExitStatus> {
+    pub(crate) async fn stop(mut self) -> Option<ExitStatus> {
         let child = self.child.take();
         let status = stop_group(child, self.exited, self.pgid, self.grace).await;
         self.registry.remove(self.pgid);
@@ -453,21 +453,21 @@ async fn stop_group(
 }
 
 /// Send `sig` to a process group; a group that is already gone is not an error.
-pub fn signal_group(pgid: i32, sig: Signal) {
+pub(crate) fn signal_group(pgid: i32, sig: Signal) {
     if pgid > 1 {
         let _ = killpg(Pid::from_raw(pgid), sig);
     }
 }
 
 /// Whether any process of the group is still there.
-pub fn group_alive(pgid: i32) -> bool {
+pub(crate) fn group_alive(pgid: i32) -> bool {
     pgid > 1 && killpg(Pid::from_raw(pgid), None).is_ok()
 }
 
 /// Raise the soft limit on open descriptors to the hard limit (as Go's runtime and nginx's
 /// `worker_rlimit_nofile` do): `max_connections` defaults to 10000, far above the usual
 /// soft limit of 1024. Returns the limit now in force.
-pub fn raise_fd_limit() -> Option<u64> {
+pub(crate) fn raise_fd_limit() -> Option<u64> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
     if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
@@ -479,7 +479,7 @@ pub fn raise_fd_limit() -> Option<u64> {
 /// Mark every descriptor above 2 that the server inherited from whatever started it
 /// close-on-exec, so no script ever sees one (SPEC §5.1: only 0, 1 and 2). Descriptors the
 /// server opens itself are close-on-exec already. Call once at start-up, before threads.
-pub fn close_inherited_on_exec() {
+pub(crate) fn close_inherited_on_exec() {
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };

@@ -18,7 +18,7 @@
 //! statuses are lost.
 
 mod helper;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
@@ -40,14 +40,14 @@ use tokio::net::UnixDatagram;
 use tokio::sync::oneshot;
 use tracing::{debug, error};
 
-pub use helper::helper_main;
+pub(crate) use helper::helper_main;
 use wire::{Reply, MAX_REPLY, MAX_REQUEST};
 
 /// The hidden first argument that makes the cgigate binary run as the helper.
-pub const HELPER_ARG: &str = "__cgigate-spawner";
+pub(crate) const HELPER_ARG: &str = "__cgigate-spawner";
 
 /// A child the helper started.
-pub struct Spawned {
+pub(crate) struct Spawned {
     /// Its pid, also its process group.
     pub pid: i32,
     /// Resolves when the helper has reaped it; an error if the helper died first.
@@ -55,7 +55,7 @@ pub struct Spawned {
 }
 
 /// An encoded spawn request.
-pub struct Prepared {
+pub(crate) struct Prepared {
     id: u64,
     bytes: Vec<u8>,
 }
@@ -72,7 +72,7 @@ struct State {
 }
 
 /// The server's side of the helper: one per server, shared by every CGI route.
-pub struct Spawner {
+pub(crate) struct Spawner {
     sock: Arc<UnixDatagram>,
     state: Arc<Mutex<State>>,
     ids: AtomicU64,
@@ -83,7 +83,7 @@ pub struct Spawner {
 
 impl Spawner {
     /// Start the helper and the task reading its replies. Needs a tokio runtime.
-    pub fn start() -> io::Result<Spawner> {
+    pub(crate) fn start() -> io::Result<Spawner> {
         // Blocking socketpair; only the server's end is made non-blocking (below), so the
         // helper can use plain blocking sends.
         let (ours, theirs) = socketpair(
@@ -144,19 +144,19 @@ impl Spawner {
     }
 
     /// The helper's pid.
-    pub fn helper_pid(&self) -> u32 {
+    pub(crate) fn helper_pid(&self) -> u32 {
         self.helper_pid
     }
 
     /// `/dev/null`, for a script's stdin.
-    pub fn dev_null(&self) -> BorrowedFd<'_> {
+    pub(crate) fn dev_null(&self) -> BorrowedFd<'_> {
         self.dev_null.as_fd()
     }
 
     /// Encode a spawn request, straight from the caller's environment. Fails with
     /// `EMSGSIZE` if it is too large for one message (the caller may spawn directly
     /// instead). Synchronous, so only the encoded bytes move into the spawning task.
-    pub fn prepare(
+    pub(crate) fn prepare(
         &self,
         program: &Path,
         args: &[std::path::PathBuf],
@@ -181,7 +181,7 @@ impl Spawner {
     /// Have the helper start a prepared request with `stdio` as its stdin, stdout, stderr.
     /// The descriptors are the caller's; the helper gets copies. `EMSGSIZE` if the socket
     /// cannot carry a message this large.
-    pub async fn spawn(
+    pub(crate) async fn spawn(
         &self,
         request: Prepared,
         stdio: [BorrowedFd<'_>; 3],

@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use crate::handler::{Body, HandlerError};
 
 /// A spooled body.
-pub enum Spooled {
+pub(crate) enum Spooled {
     /// Held in memory.
     Memory(Vec<Bytes>, u64),
     /// In a temporary file (already deleted from the file system), positioned at its start.
@@ -20,7 +20,7 @@ pub enum Spooled {
 
 impl Spooled {
     /// Body length in bytes.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         match self {
             Spooled::Memory(_, n) | Spooled::File(_, n) => *n,
         }
@@ -28,7 +28,7 @@ impl Spooled {
 }
 
 /// Read the whole body; `memory` bytes at most are held in memory.
-pub async fn spool(body: &mut Body, memory: usize) -> Result<Spooled, HandlerError> {
+pub(crate) async fn spool(body: &mut Body, memory: usize) -> Result<Spooled, HandlerError> {
     let mut pieces = Vec::new();
     let mut len: u64 = 0;
     while let Some(piece) = body.read().await? {

@@ -7,7 +7,7 @@ use crate::handler::{BoxFuture, Handler, HandlerError, Request};
 use crate::response::Response;
 
 /// The echo handler.
-pub struct Echo;
+pub(crate) struct Echo;
 
 impl Handler for Echo {
     fn call<'a>(

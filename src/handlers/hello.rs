@@ -5,7 +5,7 @@ use crate::handler::{BoxFuture, Handler, HandlerError, Request};
 use crate::response::Response;
 
 /// The hello handler.
-pub struct Hello;
+pub(crate) struct Hello;
 
 impl Handler for Hello {
     fn call<'a>(

@@ -7,11 +7,11 @@ mod static_dir;
 mod status;
 mod ticker;
 
-pub use echo::Echo;
-pub use hello::Hello;
-pub use static_dir::StaticDir;
-pub use status::Status;
-pub use ticker::Ticker;
+pub(crate) use echo::Echo;
+pub(crate) use hello::Hello;
+pub(crate) use static_dir::StaticDir;
+pub(crate) use status::Status;
+pub(crate) use ticker::Ticker;
 
 use std::sync::Arc;
 
@@ -43,7 +43,7 @@ pub(crate) fn builtin(name: &str, stats: &Arc<Stats>) -> Option<Arc<dyn Handler>
 }
 
 /// 404 for paths no route matches.
-pub struct NotFound;
+pub(crate) struct NotFound;
 
 impl Handler for NotFound {
     fn call<'a>(
@@ -56,7 +56,7 @@ impl Handler for NotFound {
 }
 
 /// 301 from `/folder` to `/folder/` for routes whose prefix is a folder.
-pub struct RedirectToPrefix;
+pub(crate) struct RedirectToPrefix;
 
 impl Handler for RedirectToPrefix {
     fn call<'a>(

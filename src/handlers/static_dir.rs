@@ -19,13 +19,13 @@ use crate::response::Response;
 const READ_SIZE: usize = 64 * 1024;
 
 /// Serves one folder.
-pub struct StaticDir {
+pub(crate) struct StaticDir {
     root: PathBuf,
 }
 
 impl StaticDir {
     /// Serve `root`, which must exist and be a folder.
-    pub fn new(root: &Path) -> std::io::Result<StaticDir> {
+    pub(crate) fn new(root: &Path) -> std::io::Result<StaticDir> {
         let root = root.canonicalize()?;
         if !root.is_dir() {
             return Err(std::io::Error::new(
@@ -168,7 +168,7 @@ fn if_modified_since(req: &Request) -> Option<SystemTime> {
 }
 
 /// Content-Type by file extension.
-pub fn content_type(path: &Path) -> &'static str {
+pub(super) fn content_type(path: &Path) -> &'static str {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())

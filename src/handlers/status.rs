@@ -9,13 +9,13 @@ use crate::response::Response;
 use crate::stats::Stats;
 
 /// The status page.
-pub struct Status {
+pub(crate) struct Status {
     stats: Arc<Stats>,
 }
 
 impl Status {
     /// A status page over the server's counters.
-    pub fn new(stats: Arc<Stats>) -> Status {
+    pub(crate) fn new(stats: Arc<Stats>) -> Status {
         Status { stats }
     }
 }

@@ -7,7 +7,7 @@ use crate::handler::{BoxFuture, Handler, HandlerError, Request};
 use crate::response::Response;
 
 /// The ticker.
-pub struct Ticker;
+pub(crate) struct Ticker;
 
 fn param(query: &str, name: &str, default: u64, max: u64) -> u64 {
     query

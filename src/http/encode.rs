@@ -6,24 +6,24 @@
 use bytes::BytesMut;
 
 /// The last chunk and an empty trailer section: sent only when the body is known complete.
-pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// The line terminator, also the end of each chunk's data.
-pub const CRLF: &[u8] = b"\r\n";
+pub(crate) const CRLF: &[u8] = b"\r\n";
 
 /// Hex digits of a `u64` plus CRLF.
 const CHUNK_HEADER_CAPACITY: usize = 18;
 
 /// A chunk header (`"{len:x}\r\n"`, lowercase hex) built without allocation.
 #[derive(Clone, Copy)]
-pub struct ChunkHeader {
+pub(crate) struct ChunkHeader {
     buf: [u8; CHUNK_HEADER_CAPACITY],
     len: u8,
 }
 
 impl ChunkHeader {
     /// The header for a chunk of `len` data bytes.
-    pub fn new(len: usize) -> ChunkHeader {
+    pub(crate) fn new(len: usize) -> ChunkHeader {
         let value = len as u64;
         // RFC 9112 §7.1: chunk-size = 1*HEXDIG, so zero still takes one digit.
         let digits = (64 - value.leading_zeros()).div_ceil(4).max(1) as usize;
@@ -42,7 +42,7 @@ impl ChunkHeader {
     }
 
     /// The header bytes, size and CRLF.
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         self.buf.get(..usize::from(self.len)).unwrap_or(&[])
     }
 }

@@ -61,7 +61,7 @@ pub(crate) struct Head {
 
 /// How the body of a response is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// Content-Length.
     Length,
     /// Transfer-Encoding: chunked.

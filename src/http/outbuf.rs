@@ -14,13 +14,13 @@ use bytes::{Buf, Bytes, BytesMut};
 /// Pieces smaller than this are copied into the staging buffer (bytes).
 const COPY_BELOW: usize = 4 * 1024;
 /// At most this many slices per vectored write (Linux IOV_MAX is 1024; few are ever needed).
-pub const MAX_SLICES: usize = 64;
+pub(crate) const MAX_SLICES: usize = 64;
 /// The staging buffer's first allocation: a whole response head fits (bytes).
 const STAGING_START: usize = 512;
 
 /// An output queue written with `writev`.
 #[derive(Debug, Default)]
-pub struct OutQueue {
+pub(crate) struct OutQueue {
     bufs: VecDeque<Bytes>,
     staging: BytesMut,
     len: usize,
@@ -28,12 +28,12 @@ pub struct OutQueue {
 
 impl OutQueue {
     /// An empty queue.
-    pub fn new() -> OutQueue {
+    pub(crate) fn new() -> OutQueue {
         OutQueue::default()
     }
 
     /// Queue a copy of a small piece.
-    pub fn push_slice(&mut self, data: &[u8]) {
+    pub(crate) fn push_slice(&mut self, data: &[u8]) {
         if self.staging.capacity() - self.staging.len() < data.len() {
             // One allocation for a head's many small pieces, not a regrowth per piece.
             self.staging.reserve(data.len().max(STAGING_START));
@@ -43,7 +43,7 @@ impl OutQueue {
     }
 
     /// Queue a piece, copying it only if it is small.
-    pub fn push(&mut self, data: Bytes) {
+    pub(crate) fn push(&mut self, data: Bytes) {
         if data.len() < COPY_BELOW {
             self.push_slice(&data);
             return;
@@ -54,12 +54,12 @@ impl OutQueue {
     }
 
     /// Bytes queued.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
@@ -72,7 +72,7 @@ impl OutQueue {
     }
 
     /// Fill `slices` with the queued bytes for one vectored write; returns how many are set.
-    pub fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+    pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let staged = (!self.staging.is_empty()).then_some(&self.staging[..]);
         let pieces = self.bufs.iter().map(|b| &b[..]).chain(staged);
         let mut n = 0;
@@ -84,7 +84,7 @@ impl OutQueue {
     }
 
     /// Drop `n` written bytes from the front.
-    pub fn advance(&mut self, mut n: usize) {
+    pub(crate) fn advance(&mut self, mut n: usize) {
         self.len = self.len.saturating_sub(n);
         while n > 0 {
             let Some(front) = self.bufs.front_mut() else {
@@ -107,14 +107,14 @@ impl OutQueue {
     }
 
     /// Forget everything queued (the client is gone). Releases the memory.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.bufs = VecDeque::new();
         self.staging = BytesMut::new();
         self.len = 0;
     }
 
     /// Release the staging buffer's memory when idle (an idle keep-alive connection holds nothing).
-    pub fn shrink(&mut self) {
+    pub(crate) fn shrink(&mut self) {
         if self.is_empty() {
             self.clear();
         }

@@ -17,7 +17,7 @@ const INIT_ERROR_BYTES: usize = 1024;
 
 /// Why a plugin could not be loaded; each names the file.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     /// dlopen failed.
     #[error("plugin {path}: cannot load: {source}")]
     Open {
@@ -80,7 +80,7 @@ pub enum LoadError {
 }
 
 /// A loaded, initialised plugin.
-pub struct Plugin {
+pub(crate) struct Plugin {
     name: String,
     handle: HandleFn,
     terminate: Option<TerminateFn>,
@@ -94,7 +94,7 @@ pub struct Plugin {
 
 impl Plugin {
     /// Load `path`, check its descriptor and run its `init` with `config`.
-    pub fn load(path: &Path, config: &str) -> Result<Plugin, LoadError> {
+    pub(crate) fn load(path: &Path, config: &str) -> Result<Plugin, LoadError> {
         let path_buf = path.to_path_buf();
         // SAFETY: loading a library runs its initialisers. The operator named this file as a
         // plugin in the config: running its code in-process is what a plugin is for.
@@ -155,7 +155,7 @@ impl Plugin {
     }
 
     /// The plugin's name, from its descriptor.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
@@ -173,7 +173,7 @@ impl Plugin {
     /// Run `terminate` once, at shutdown, after every `handle` call has returned: a plugin
     /// may free in `terminate` what `handle` uses. If calls are still running after `wait`,
     /// `terminate` is skipped (with a warning) rather than risk a use-after-free.
-    pub fn terminate(&self, wait: Duration) {
+    pub(crate) fn terminate(&self, wait: Duration) {
         let deadline = Instant::now() + wait;
         while self.active.load(Ordering::SeqCst) > 0 {
             if Instant::now() >= deadline {

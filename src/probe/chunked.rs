@@ -6,9 +6,9 @@
 use super::error::ResponseError;
 
 /// Longest chunk extension the probe skips, in bytes (as hyper's client).
-pub const MAX_EXTENSION_BYTES: usize = 16 * 1024;
+pub(super) const MAX_EXTENSION_BYTES: usize = 16 * 1024;
 /// Longest trailer section the probe skips, in bytes (as hyper's client).
-pub const MAX_TRAILER_BYTES: usize = 16 * 1024;
+pub(super) const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// Hex digits in a chunk size: 16 of them already fill a u64.
 const MAX_SIZE_DIGITS: u8 = 16;
 
@@ -43,7 +43,7 @@ enum State {
 
 /// What one call of a body decoder did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
+pub(super) struct Progress {
     /// Input bytes used (framing and payload); the rest belongs to the next response.
     pub consumed: usize,
     /// Payload bytes among them.
@@ -52,7 +52,7 @@ pub struct Progress {
 
 /// Decodes one chunked body, counting its payload.
 #[derive(Clone, Copy, Debug)]
-pub struct ChunkedDecoder {
+pub(super) struct ChunkedDecoder {
     state: State,
     /// The size being read, then the payload left in the current chunk.
     size: u64,
@@ -63,7 +63,7 @@ pub struct ChunkedDecoder {
 
 impl ChunkedDecoder {
     /// A decoder at the start of a chunked body.
-    pub fn new() -> ChunkedDecoder {
+    pub(super) fn new() -> ChunkedDecoder {
         ChunkedDecoder {
             state: State::Size,
             size: 0,
@@ -74,12 +74,12 @@ impl ChunkedDecoder {
     }
 
     /// Whether the last chunk and the trailer section have been read.
-    pub fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Consumes framing and payload from `input` up to the end of the body.
-    pub fn decode(&mut self, input: &[u8]) -> Result<Progress, ResponseError> {
+    pub(super) fn decode(&mut self, input: &[u8]) -> Result<Progress, ResponseError> {
         let mut progress = Progress::default();
         while progress.consumed < input.len() && !self.is_done() {
             let rest = &input[progress.consumed..];

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Why a response could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ResponseError {
+pub(crate) enum ResponseError {
     /// The status line or a header field is not HTTP/1.x syntax.
     #[error("{0} in the head")]
     Head(httparse::Error),
@@ -37,7 +37,7 @@ pub enum ResponseError {
 
 /// Why a request got no complete response.
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     /// The TCP connection could not be made.
     #[error("cannot connect to {address}: {source}")]
     Connect {

@@ -9,7 +9,7 @@ use super::response::{parse_final_head, Body, Framing, Head};
 
 /// Body bytes delivered by one socket read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Piece {
+pub(crate) struct Piece {
     /// When the read returned, since the request was sent.
     pub at: Duration,
     /// Body bytes it delivered (chunk framing not counted).
@@ -18,7 +18,7 @@ pub struct Piece {
 
 /// What one request measured.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Measurement {
+pub(crate) struct Measurement {
     /// The final status code.
     pub status: u16,
     /// How the body was delimited.
@@ -39,19 +39,19 @@ pub struct Measurement {
 
 impl Measurement {
     /// Time from sending the request to the first body byte.
-    pub fn first_byte(&self) -> Option<Duration> {
+    pub(crate) fn first_byte(&self) -> Option<Duration> {
         self.pieces.first().map(|p| p.at)
     }
 
     /// Whether the request went on a connection that had carried an earlier one.
-    pub fn is_reused(&self) -> bool {
+    pub(crate) fn is_reused(&self) -> bool {
         self.connect.is_none()
     }
 }
 
 /// A response being read.
 #[derive(Debug)]
-pub struct Reading {
+pub(super) struct Reading {
     head: Option<(Head, Duration)>,
     body: Body,
     body_bytes: u64,
@@ -61,7 +61,7 @@ pub struct Reading {
 
 impl Reading {
     /// Nothing read yet.
-    pub fn new() -> Reading {
+    pub(super) fn new() -> Reading {
         Reading {
             head: None,
             body: Body::Done,
@@ -73,7 +73,7 @@ impl Reading {
 
     /// Uses what `buf` holds, bytes that arrived by `at` (`fresh` of them from the latest
     /// read); true when the response is complete. Bytes after it stay in `buf`.
-    pub fn feed(
+    pub(super) fn feed(
         &mut self,
         buf: &mut Vec<u8>,
         fresh: usize,
@@ -101,17 +101,17 @@ impl Reading {
     }
 
     /// Body bytes so far.
-    pub fn body_bytes(&self) -> u64 {
+    pub(super) fn body_bytes(&self) -> u64 {
         self.body_bytes
     }
 
     /// Whether the response head has arrived.
-    pub fn has_head(&self) -> bool {
+    pub(super) fn has_head(&self) -> bool {
         self.head.is_some()
     }
 
     /// The connection closed at `at`: the measurement if that ended the response.
-    pub fn at_eof(mut self, at: Duration) -> Result<Measurement, ProbeError> {
+    pub(super) fn at_eof(mut self, at: Duration) -> Result<Measurement, ProbeError> {
         match (&self.head, &self.body) {
             (None, _) if self.received == 0 => Err(ProbeError::Closed),
             (None, _) => Err(ProbeError::ClosedInHead {
@@ -128,7 +128,7 @@ impl Reading {
     }
 
     /// The measurement of a complete response that ended at `at`.
-    pub fn finish(
+    pub(super) fn finish(
         self,
         at: Duration,
         connect: Option<Duration>,

@@ -15,7 +15,7 @@ const FRAMING_WIDTH: usize = 14;
 
 /// Prints measurements to `out`.
 #[derive(Debug)]
-pub struct Report<W> {
+pub(super) struct Report<W> {
     out: W,
     json: bool,
     timeline: bool,
@@ -26,7 +26,7 @@ pub struct Report<W> {
 
 impl<W: Write> Report<W> {
     /// A report for `urls`, each requested up to `repeat` times.
-    pub fn new(out: W, urls: &[&str], repeat: u32, json: bool, timeline: bool) -> Report<W> {
+    pub(super) fn new(out: W, urls: &[&str], repeat: u32, json: bool, timeline: bool) -> Report<W> {
         Report {
             out,
             json,
@@ -38,7 +38,12 @@ impl<W: Write> Report<W> {
     }
 
     /// The result of request number `request` to `url`.
-    pub fn measurement(&mut self, url: &str, request: u32, m: &Measurement) -> io::Result<()> {
+    pub(super) fn measurement(
+        &mut self,
+        url: &str,
+        request: u32,
+        m: &Measurement,
+    ) -> io::Result<()> {
         if self.json {
             let record = Record::new(url, request, m, self.timeline);
             serde_json::to_writer(&mut self.out, &record)?;
@@ -73,7 +78,7 @@ impl<W: Write> Report<W> {
     }
 
     /// A request that got no complete response (the error line itself goes to stderr).
-    pub fn failure(&mut self, url: &str, request: u32, error: &str) -> io::Result<()> {
+    pub(super) fn failure(&mut self, url: &str, request: u32, error: &str) -> io::Result<()> {
         if !self.json {
             return Ok(());
         }

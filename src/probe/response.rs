@@ -6,13 +6,13 @@ use super::chunked::{ChunkedDecoder, Progress};
 use super::error::ResponseError;
 
 /// Longest response head the probe waits for, in bytes (64 KiB); a longer one is malformed.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(super) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Most header fields in a response head.
-pub const MAX_HEADERS: usize = 128;
+pub(super) const MAX_HEADERS: usize = 128;
 
 /// How the response body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// `Content-Length: N`.
     Length(u64),
     /// `Transfer-Encoding: chunked`.
@@ -25,7 +25,7 @@ pub enum Framing {
 
 impl Framing {
     /// The name the probe reports: `length`, `chunked`, `close` or `none`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Framing::Length(_) => "length",
             Framing::Chunked => "chunked",
@@ -37,7 +37,7 @@ impl Framing {
 
 /// What the probe keeps of a response head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Head {
+pub(super) struct Head {
     /// The status code.
     pub status: u16,
     /// How the body is delimited.
@@ -48,7 +48,7 @@ pub struct Head {
 
 /// The final (non-1xx) response head at the start of `buf`, with the bytes it and any interim
 /// responses before it took; `None` while more bytes are needed.
-pub fn parse_final_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ResponseError> {
+pub(super) fn parse_final_head(buf: &[u8]) -> Result<Option<(Head, usize)>, ResponseError> {
     let mut offset = 0;
     loop {
         let Some((head, len)) = parse_head(&buf[offset..])? else {
@@ -141,7 +141,7 @@ fn tokens<'a>(
 
 /// A response body being read: payload is counted, not kept.
 #[derive(Clone, Copy, Debug)]
-pub enum Body {
+pub(super) enum Body {
     /// `remaining` bytes of a Content-Length body still to come.
     Length {
         /// Bytes still to come.
@@ -157,7 +157,7 @@ pub enum Body {
 
 impl Body {
     /// The decoder for a body delimited by `framing`.
-    pub fn new(framing: Framing) -> Body {
+    pub(super) fn new(framing: Framing) -> Body {
         match framing {
             Framing::Length(0) | Framing::None => Body::Done,
             Framing::Length(n) => Body::Length { remaining: n },
@@ -167,7 +167,7 @@ impl Body {
     }
 
     /// Whether the body is complete (a close-delimited one is complete only at EOF).
-    pub fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         match self {
             Body::Done => true,
             Body::Chunked(d) => d.is_done(),
@@ -176,7 +176,7 @@ impl Body {
     }
 
     /// Consumes body bytes from `input`.
-    pub fn decode(&mut self, input: &[u8]) -> Result<Progress, ResponseError> {
+    pub(super) fn decode(&mut self, input: &[u8]) -> Result<Progress, ResponseError> {
         match self {
             Body::Length { remaining } => {
                 let n = input

@@ -38,7 +38,12 @@ impl Server {
     /// Like [`Server::start_with`], listening on `listen` (e.g. "[::1]:0").
     pub fn start_on(config: &str, prepare: impl FnOnce(&Path), listen: &str) -> Server {
         let args = ["--listen", listen];
-        Server::start_program(Path::new(env!("CARGO_BIN_EXE_cgigate")), &args, config, prepare)
+        Server::start_program(
+            Path::new(env!("CARGO_BIN_EXE_cgigate")),
+            &args,
+            config,
+            prepare,
+        )
     }
 
     /// Start `program --config FILE ARGS…` with `config` written to a fresh folder (its

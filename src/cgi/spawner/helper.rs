@@ -31,7 +31,7 @@ enum End {
 }
 
 /// Run the helper; returns the process exit code. The socket is stdin (fd 0).
-pub fn helper_main() -> i32 {
+pub(crate) fn helper_main() -> i32 {
     // The server holds the other end of the socket; if it dies we get EOF. PDEATHSIG is the
     // second line of defence (a helper stuck in a blocking send would not see the EOF).
     // It fires when the *thread* that spawned us ends; the server spawns the helper from

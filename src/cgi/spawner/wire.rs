@@ -8,9 +8,9 @@ use std::fmt;
 /// Largest spawn request (program, argv, folder and environment). `max_head_bytes` may be
 /// up to 1 MiB and most of a head ends up in the environment; what does not fit is spawned
 /// directly by the server instead.
-pub const MAX_REQUEST: usize = 2 * 1024 * 1024;
+pub(crate) const MAX_REQUEST: usize = 2 * 1024 * 1024;
 /// Largest reply: a tag, a u64 and an i32.
-pub const MAX_REPLY: usize = 16;
+pub(crate) const MAX_REPLY: usize = 16;
 
 const TAG_SPAWNED: u8 = 1;
 const TAG_FAILED: u8 = 2;
@@ -18,7 +18,7 @@ const TAG_EXITED: u8 = 3;
 
 /// Start a program; the datagram carries exactly three descriptors: stdin, stdout, stderr.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     /// Echoed in the reply.
     pub id: u64,
     /// The program (a path, or a bare name looked up in the new environment's PATH).
@@ -33,7 +33,7 @@ pub struct Request {
 
 /// What the helper says back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// Request `id` runs as `pid` (also its process group).
     Spawned {
         /// The request.
@@ -59,7 +59,7 @@ pub enum Reply {
 
 /// A message that does not decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Malformed;
+pub(crate) struct Malformed;
 
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -71,7 +71,13 @@ impl std::error::Error for Malformed {}
 
 /// The datagram of a [`Request`] whose parts are borrowed, so that the server encodes an
 /// environment straight from where it lives: one copy of it per spawn, not two.
-pub fn encode_request<'a, A, E>(id: u64, program: &[u8], args: A, dir: &[u8], env: E) -> Vec<u8>
+pub(crate) fn encode_request<'a, A, E>(
+    id: u64,
+    program: &[u8],
+    args: A,
+    dir: &[u8],
+    env: E,
+) -> Vec<u8>
 where
     A: ExactSizeIterator<Item = &'a [u8]> + Clone,
     E: ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone,
@@ -97,7 +103,7 @@ where
 impl Request {
     /// The datagram.
     #[cfg(test)]
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         encode_request(
             self.id,
             &self.program,
@@ -108,7 +114,7 @@ impl Request {
     }
 
     /// The request in `buf`, which must hold exactly one.
-    pub fn decode(buf: &[u8]) -> Result<Request, Malformed> {
+    pub(crate) fn decode(buf: &[u8]) -> Result<Request, Malformed> {
         let mut r = Reader(buf);
         let id = r.u64()?;
         let program = r.bytes()?.to_vec();
@@ -130,14 +136,14 @@ impl Request {
     }
 
     /// The id of a request that may not decode as a whole, so it can still be answered.
-    pub fn peek_id(buf: &[u8]) -> Option<u64> {
+    pub(crate) fn peek_id(buf: &[u8]) -> Option<u64> {
         Reader(buf).u64().ok()
     }
 }
 
 impl Reply {
     /// The datagram.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(MAX_REPLY);
         match *self {
             Reply::Spawned { id, pid } => {
@@ -160,7 +166,7 @@ impl Reply {
     }
 
     /// The reply in `buf`, which must hold exactly one.
-    pub fn decode(buf: &[u8]) -> Result<Reply, Malformed> {
+    pub(crate) fn decode(buf: &[u8]) -> Result<Reply, Malformed> {
         let (&tag, rest) = buf.split_first().ok_or(Malformed)?;
         let mut r = Reader(rest);
         let reply = match tag {

@@ -98,7 +98,7 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     // Installed before the server says it is up, so a signal from then on stops it cleanly.
-    let stop = match stop_signal() {
+    let stop = match cgigate::server::stop_signal() {
         Ok(stop) => stop,
         Err(e) => {
             eprintln!("embed: cannot install signal handlers: {e}");
@@ -117,17 +117,4 @@ async fn serve(config: Config) -> ExitCode {
     }
     server.run(stop).await;
     ExitCode::SUCCESS
-}
-
-/// Resolves on SIGTERM or SIGINT.
-fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
 }

@@ -249,39 +249,50 @@ fn escape(v: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::service::ConnInfo;
 
     #[test]
     fn escapes_like_apache() {
         assert_eq!(escape(b"a\"b\\c\x01\xff"), "a\\\"b\\\\c\\x01\\xff");
     }
 
-    #[tokio::test]
-    async fn a_full_queue_drops_lines_and_never_waits() {
-        use crate::http::framer::Framing;
-        use crate::http::service::ConnInfo;
-        // A sink that never takes a byte: the writer task holds the first line, the queue
-        // holds two more, and every later line is dropped at once.
-        let (stuck, _other_end) = tokio::io::duplex(1);
-        let (log, task) = AccessLog::with_sink(Box::new(stuck), LogFormat::Combined, 2);
-        let conn = ConnInfo {
-            peer: "127.0.0.1:1".parse().unwrap(),
-            local: "127.0.0.1:2".parse().unwrap(),
-            tls: false,
-        };
-        let record = Record {
-            conn: &conn,
-            request: Requested::Refused(b"XYZ"),
+    const CONN: ConnInfo = ConnInfo {
+        peer: std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::LOCALHOST,
+            1,
+        )),
+        local: std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::LOCALHOST,
+            2,
+        )),
+        tls: false,
+    };
+
+    /// The record of a refused request whose line was `line`, at the epoch.
+    fn refused(line: &[u8]) -> Record<'_> {
+        Record {
+            conn: &CONN,
+            request: Requested::Refused(line),
             time: std::time::UNIX_EPOCH,
             status: 400,
-            bytes: 0,
-            mode: None,
-            framing: Framing::Length,
+            bytes: 22,
+            mode: Some(crate::http::framer::Mode::Sized(22)),
+            framing: crate::http::framer::Framing::Length,
             ttfb: None,
             total: Duration::ZERO,
             keep_alive: false,
             completed: true,
             refused: true,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_lines_and_never_waits() {
+        // A sink that never takes a byte: the writer task holds the first line, the queue
+        // holds two more, and every later line is dropped at once.
+        let (stuck, _other_end) = tokio::io::duplex(1);
+        let (log, task) = AccessLog::with_sink(Box::new(stuck), LogFormat::Combined, 2);
+        let record = refused(b"XYZ");
         let mut dropped = 0;
         for _ in 0..100 {
             if !log.log(&record) {
@@ -298,27 +309,7 @@ mod tests {
 
     #[test]
     fn a_refused_request_logs_what_it_sent() {
-        use crate::http::framer::Framing;
-        use crate::http::service::ConnInfo;
-        let conn = ConnInfo {
-            peer: "127.0.0.1:1".parse().unwrap(),
-            local: "127.0.0.1:2".parse().unwrap(),
-            tls: false,
-        };
-        let record = Record {
-            conn: &conn,
-            request: Requested::Refused(b"XYZ \"q\""),
-            time: std::time::UNIX_EPOCH,
-            status: 400,
-            bytes: 22,
-            mode: Some(crate::http::framer::Mode::Sized(22)),
-            framing: Framing::Length,
-            ttfb: None,
-            total: Duration::ZERO,
-            keep_alive: false,
-            completed: true,
-            refused: true,
-        };
+        let record = refused(b"XYZ \"q\"");
         let line = combined(&record);
         assert!(
             line.starts_with("127.0.0.1 - - [01/Jan/1970:00:00:00 +0000] \"XYZ \\\"q\\\"\" 400 22 \"-\" \"-\" mode=sized"),

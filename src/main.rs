@@ -142,7 +142,7 @@ fn run(mut config: Config, cli: &Cli) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let signal = match shutdown_signal() {
+        let signal = match cgigate::server::stop_signal() {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("cgigate: cannot install signal handlers: {e}");
@@ -166,20 +166,5 @@ fn run(mut config: Config, cli: &Cli) -> ExitCode {
         }
         server.run(signal).await;
         ExitCode::SUCCESS
-    })
-}
-
-/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
-/// the future is first polled: a signal that arrives once the server is up (and has said
-/// so on stdout) must start a graceful shutdown, never hit the default action.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
     })
 }

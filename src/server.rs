@@ -313,6 +313,22 @@ fn settings(config: &Config) -> Settings {
     }
 }
 
+/// Resolves on SIGTERM or SIGINT: the signal for [`Server::run`] to drain and stop. Call
+/// it inside the runtime, before saying the server is up: the handlers are installed when
+/// this is called, not when the future is first polled, so a signal that arrives from then
+/// on starts a graceful shutdown instead of hitting the default action.
+pub fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
         .await

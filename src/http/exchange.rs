@@ -571,6 +571,20 @@ mod tests {
         ex.on_cmd(Some(Cmd::End), out, now);
     }
 
+    /// A head declaring `declared` bytes and `sent` of them, all written to the client.
+    fn sized_and_written(declared: u64, sent: &'static [u8]) -> (Exchange, OutQueue) {
+        let (mut ex, _rx) = start(Decoder::empty(), false);
+        let mut out = OutQueue::new();
+        ex.on_cmd(Some(head(Mode::Sized(declared))), &mut out, Instant::now());
+        ex.on_cmd(
+            Some(Cmd::Data(Bytes::from_static(sent))),
+            &mut out,
+            Instant::now(),
+        );
+        write_all(&mut ex, &mut out);
+        (ex, out)
+    }
+
     fn write_all(ex: &mut Exchange, out: &mut OutQueue) {
         let len = out.len();
         out.advance(len);
@@ -623,30 +637,14 @@ mod tests {
 
     #[test]
     fn eof_before_the_whole_response_is_a_disconnect() {
-        let (mut ex, _rx) = start(Decoder::empty(), false);
-        let mut out = OutQueue::new();
-        ex.on_cmd(Some(head(Mode::Sized(4))), &mut out, Instant::now());
-        ex.on_cmd(
-            Some(Cmd::Data(Bytes::from_static(b"ab"))),
-            &mut out,
-            Instant::now(),
-        );
-        write_all(&mut ex, &mut out);
+        let (mut ex, out) = sized_and_written(4, b"ab");
         ex.on_eof(&out);
         assert_eq!(ex.outcome(), Some(Outcome::Gone));
     }
 
     #[test]
     fn eof_after_the_whole_response_lets_the_handler_finish() {
-        let (mut ex, _rx) = start(Decoder::empty(), false);
-        let mut out = OutQueue::new();
-        ex.on_cmd(Some(head(Mode::Sized(2))), &mut out, Instant::now());
-        ex.on_cmd(
-            Some(Cmd::Data(Bytes::from_static(b"ab"))),
-            &mut out,
-            Instant::now(),
-        );
-        write_all(&mut ex, &mut out);
+        let (mut ex, mut out) = sized_and_written(2, b"ab");
         ex.on_eof(&out);
         assert_eq!(ex.outcome(), None, "the handler runs on");
         ex.on_cmd(

@@ -188,6 +188,10 @@ fn combined(e: &Record<'_>) -> String {
     if !e.completed {
         line.push_str(" aborted=1");
     }
+    if let Some(outcome) = e.outcome {
+        line.push_str(" outcome=");
+        line.push_str(outcome);
+    }
     line.push('\n');
     line
 }
@@ -218,6 +222,7 @@ fn json(e: &Record<'_>) -> String {
         "total_ms": ms(e.total),
         "keep_alive": e.keep_alive,
         "completed": e.completed,
+        "outcome": e.outcome,
     });
     if let (Requested::Refused(line), Some(object)) = (e.request, value.as_object_mut()) {
         object.insert(
@@ -283,6 +288,7 @@ mod tests {
             keep_alive: false,
             completed: true,
             refused: true,
+            outcome: None,
         }
     }
 

@@ -45,6 +45,8 @@ pub(crate) struct Call {
     req: Request,
     res: Response,
     route: Arc<RouteEntry>,
+    /// The handler's error, if it failed.
+    outcome: Option<&'static str>,
 }
 
 impl Service for App {
@@ -63,7 +65,12 @@ impl Service for App {
             redirects: 0,
         };
         let res = Response::new(channel, route.output.mode.mode());
-        Call { req, res, route }
+        Call {
+            req,
+            res,
+            route,
+            outcome: None,
+        }
     }
 
     fn limits(call: &Call) -> OutputLimits {
@@ -74,17 +81,26 @@ impl Service for App {
     }
 
     fn run<'a>(&'a self, call: &'a mut Call) -> impl Future<Output = ()> + Send + 'a {
-        let Call { req, res, route } = call;
+        let Call {
+            req,
+            res,
+            route,
+            outcome,
+        } = call;
         let span = info_span!(
             "request",
             method = req.head.method_str(),
             path = req.head.path(),
         );
-        run_handler(&*route.handler, req, res).instrument(span)
+        run_handler(&*route.handler, req, res, outcome).instrument(span)
     }
 
     fn head(call: &Call) -> &RequestHead {
         &call.req.head
+    }
+
+    fn outcome(call: &Call) -> Option<&'static str> {
+        call.outcome
     }
 
     fn wants_times(&self) -> bool {
@@ -106,8 +122,13 @@ impl Service for App {
 
 /// Run the handler and end its response. A panic is contained here and treated like an
 /// error: the error's status, or a closed connection if the head already went out. Each
-/// error is logged here, once.
-async fn run_handler(handler: &dyn Handler, req: &mut Request, res: &mut Response) {
+/// error is logged here, once, and named in `outcome` for the access log.
+async fn run_handler(
+    handler: &dyn Handler,
+    req: &mut Request,
+    res: &mut Response,
+    outcome: &mut Option<&'static str>,
+) {
     let result = CatchUnwind(handler.call(req, res)).await;
     match result {
         Ok(Ok(())) => {
@@ -115,10 +136,12 @@ async fn run_handler(handler: &dyn Handler, req: &mut Request, res: &mut Respons
         }
         Ok(Err(e)) => {
             e.log();
+            *outcome = Some(e.code());
             res.abort(e.status()).await;
         }
         Err(()) => {
             warn!("handler panicked");
+            *outcome = Some("panic");
             res.abort(status::INTERNAL_SERVER_ERROR).await;
         }
     }

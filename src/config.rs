@@ -9,6 +9,7 @@
 
 mod build;
 mod error;
+mod isolation;
 mod model;
 mod raw;
 mod route;

@@ -30,6 +30,9 @@ pub enum HandlerError {
         error: GatewayError,
         /// The script's URL path or the plugin's name, once known.
         program: Option<String>,
+        /// The limits the script ran under (`cpu=30s memory=…`), when it had some: the
+        /// likely cause of a failure the kernel does not name.
+        limits: Option<String>,
     },
     /// Anything else, with a message for the log (never sent to the client).
     #[error("{0}")]
@@ -54,26 +57,42 @@ impl HandlerError {
             HandlerError::Disconnected => debug!("handler stopped: client disconnected"),
             HandlerError::Body(e) => debug!(error = %e, "handler stopped: request body"),
             HandlerError::Io(e) => warn!(error = %e, "handler failed"),
-            HandlerError::Gateway { error, program } => {
-                error.log(program.as_deref().unwrap_or("-"))
-            }
+            HandlerError::Gateway {
+                error,
+                program,
+                limits,
+            } => error.log(program.as_deref().unwrap_or("-"), limits.as_deref()),
             HandlerError::Other(message) => warn!(error = %message, "handler failed"),
         }
     }
 }
 
 impl HandlerError {
-    /// This error, naming the program it came from if it is a gateway failure.
-    pub(crate) fn of_program(self, name: &str) -> HandlerError {
+    /// This error, naming the program it came from if it is a gateway failure (and the
+    /// limits it ran under, if any).
+    pub(crate) fn of_program(self, name: &str, limits: &str) -> HandlerError {
         match self {
             HandlerError::Gateway {
                 error,
                 program: None,
+                limits: None,
             } => HandlerError::Gateway {
                 error,
                 program: Some(name.to_string()),
+                limits: (!limits.is_empty()).then(|| limits.to_string()),
             },
             other => other,
+        }
+    }
+
+    /// A short name of what went wrong, for the access log (`bad_output`, `cpu_limit` …).
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            HandlerError::Disconnected => "client_gone",
+            HandlerError::Body(_) => "request_body",
+            HandlerError::Io(_) => "io_error",
+            HandlerError::Gateway { error, .. } => error.code(),
+            HandlerError::Other(_) => "handler_error",
         }
     }
 }
@@ -83,6 +102,7 @@ impl From<GatewayError> for HandlerError {
         HandlerError::Gateway {
             error,
             program: None,
+            limits: None,
         }
     }
 }
@@ -135,12 +155,25 @@ pub enum GatewayError {
     /// The thread a plugin's `handle` ran on failed.
     #[error("plugin thread: {0}")]
     PluginThread(String),
+    /// The script may not run as the user its route says (suEXEC's checks: owned by
+    /// another, writable by others, an owner below `min_uid`); the reason is for the log.
+    #[error("refused to run the script: {0}")]
+    Refused(String),
+    /// The helper of the script's route could not be started.
+    #[error("no spawn helper for this route: {0}")]
+    HelperUnavailable(String),
+    /// The script used up its CPU time (SIGXCPU).
+    #[error("script ended by its cpu limit (SIGXCPU)")]
+    CpuLimit,
+    /// The script wrote past its file-size limit (SIGXFSZ).
+    #[error("script ended by its file_size limit (SIGXFSZ)")]
+    FileSizeLimit,
 }
 
 impl GatewayError {
     /// Fail with this error of the program called `name`.
     pub(crate) fn fail<T>(self, name: &str) -> Result<T, HandlerError> {
-        Err(HandlerError::from(self).of_program(name))
+        Err(HandlerError::from(self).of_program(name, ""))
     }
 
     /// SPEC §5.4, §5.6: the status a client gets for this failure.
@@ -151,10 +184,14 @@ impl GatewayError {
             | GatewayError::ReadOutput(_)
             | GatewayError::NoResponse
             | GatewayError::BadRedirect => status::BAD_GATEWAY,
-            GatewayError::IdleBeforeHead | GatewayError::Idle | GatewayError::Timeout => {
-                status::GATEWAY_TIMEOUT
-            }
+            GatewayError::IdleBeforeHead
+            | GatewayError::Idle
+            | GatewayError::Timeout
+            | GatewayError::CpuLimit => status::GATEWAY_TIMEOUT,
+            GatewayError::FileSizeLimit => status::BAD_GATEWAY,
+            GatewayError::Refused(_) => status::FORBIDDEN,
             GatewayError::Spawn(_)
+            | GatewayError::HelperUnavailable(_)
             | GatewayError::NoHelper
             | GatewayError::TooManyRedirects(_)
             | GatewayError::Unroutable
@@ -165,13 +202,39 @@ impl GatewayError {
 
     /// The one log line for this failure: queueing is the server's normal back-pressure
     /// (debug); everything else is an operator's business (warn).
-    fn log(&self, script: &str) {
+    fn log(&self, script: &str, limits: Option<&str>) {
+        let limits = limits.unwrap_or("none");
         match self {
             GatewayError::NoSlot(_) => debug!(script, error = %self, "request refused"),
             GatewayError::Timeout | GatewayError::Idle | GatewayError::IdleBeforeHead => {
                 warn!(script, error = %self, "script stopped; process group killed");
             }
-            _ => warn!(script, error = %self, "gateway failure"),
+            GatewayError::CpuLimit | GatewayError::FileSizeLimit => {
+                warn!(script, error = %self, limits, "script ended by a limit");
+            }
+            GatewayError::Refused(_) => warn!(script, error = %self, "script refused"),
+            _ => warn!(script, error = %self, limits, "gateway failure"),
+        }
+    }
+
+    /// A short name of the failure, for the access log.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            GatewayError::NoSlot(_) => "no_slot",
+            GatewayError::Busy => "busy",
+            GatewayError::Spawn(_) => "spawn_failed",
+            GatewayError::NoHelper | GatewayError::HelperUnavailable(_) => "no_helper",
+            GatewayError::BadOutput(_) => "bad_output",
+            GatewayError::ReadOutput(_) => "read_failed",
+            GatewayError::IdleBeforeHead | GatewayError::Idle => "idle_timeout",
+            GatewayError::Timeout => "timeout",
+            GatewayError::NoResponse => "no_response",
+            GatewayError::TooManyRedirects(_) => "redirect_loop",
+            GatewayError::BadRedirect | GatewayError::Unroutable => "bad_redirect",
+            GatewayError::PluginFailed(_) | GatewayError::PluginThread(_) => "plugin_failed",
+            GatewayError::Refused(_) => "refused",
+            GatewayError::CpuLimit => "cpu_limit",
+            GatewayError::FileSizeLimit => "file_size_limit",
         }
     }
 }
@@ -198,6 +261,10 @@ mod tests {
             (GatewayError::Unroutable, 500),
             (GatewayError::PluginFailed(-1), 500),
             (GatewayError::PluginThread("panicked".into()), 500),
+            (GatewayError::Refused("writable by others".into()), 403),
+            (GatewayError::HelperUnavailable("gone".into()), 500),
+            (GatewayError::CpuLimit, 504),
+            (GatewayError::FileSizeLimit, 502),
         ];
         for (error, status) in cases {
             assert_eq!(error.status(), status, "{error}");

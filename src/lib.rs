@@ -35,6 +35,7 @@ pub mod handler;
 mod handlers;
 mod http;
 mod plugin;
+mod privilege;
 pub mod probe;
 pub mod response;
 mod router;
@@ -50,17 +51,22 @@ pub use http::head::{Header, RequestHead, Version};
 pub use response::{Connection, Mode, Response};
 pub use server::{Builder, Server, ServerError};
 
-/// Runs the CGI spawn helper when this process is one, and returns its exit code; `None`
-/// in every other process. The helper is the running program re-executed with a marker
-/// argument (`[cgi] spawn`, docs/cgi.md), so a program that embeds cgigate and serves CGI
-/// routes calls this first thing in `main`, before any thread or runtime exists, as the
-/// `cgigate` binary does.
+/// Runs the CGI spawn helper or supervisor when this process is one, and returns its exit
+/// code; `None` in every other process. Both are the running program re-executed with a
+/// marker argument (`[cgi] spawn`, docs/cgi.md, docs/isolation.md), so a program that embeds
+/// cgigate and serves CGI routes calls this first thing in `main`, before any thread or
+/// runtime exists, as the `cgigate` binary does.
 pub fn spawn_helper() -> Option<std::process::ExitCode> {
-    if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new(cgi::spawner::HELPER_ARG))
-    {
+    let mut args = std::env::args().skip(1);
+    let role = args.next()?;
+    let rest: Vec<String> = args.collect();
+    let code = if role == cgi::spawner::HELPER_ARG {
+        cgi::spawner::helper_main(&rest)
+    } else if role == cgi::spawner::SUPERVISOR_ARG {
+        cgi::spawner::supervisor_main(&rest)
+    } else {
         return None;
-    }
-    let code = cgi::spawner::helper_main();
+    };
     Some(std::process::ExitCode::from(
         u8::try_from(code).unwrap_or(1),
     ))

@@ -9,9 +9,11 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
 
+use crate::cgi::isolation::{needs_profile, Profile};
 use crate::cgi::process::Registry;
-use crate::cgi::{CgiHandler, CgiShared};
-use crate::config::{Config, OutputConfig, Route, RouteKind};
+use crate::cgi::spawner::Table;
+use crate::cgi::{CgiHandler, CgiShared, Confinement};
+use crate::config::{Config, Identity, OutputConfig, Route, RouteKind, SpawnMode};
 use crate::handler::Handler;
 use crate::handlers::{builtin, StaticDir};
 use crate::plugin::{Plugin, PluginHandler};
@@ -44,6 +46,23 @@ pub enum RouteError {
     },
 }
 
+impl RouteError {
+    /// The same route, with another message.
+    pub(crate) fn saying(self, message: String) -> RouteError {
+        match self {
+            RouteError::Config {
+                file, line, prefix, ..
+            } => RouteError::Config {
+                file,
+                line,
+                prefix,
+                message,
+            },
+            RouteError::Mounted { prefix, .. } => RouteError::Mounted { prefix, message },
+        }
+    }
+}
+
 /// A handler an embedding program mounts at a prefix, beside the config's routes.
 pub(crate) struct Mounted {
     /// The prefix (checked as a config `prefix` is).
@@ -64,6 +83,16 @@ pub(crate) struct Built {
     pub(crate) cgi_shared: Arc<CgiShared>,
     /// Loaded plugins, terminated at shutdown.
     pub(crate) plugins: Vec<Arc<Plugin>>,
+    /// The spawn helpers the CGI routes need (row 0: the plain helper), if any.
+    pub(crate) helpers: Option<HelperPlan>,
+}
+
+/// The helpers to start: the supervisor's table, and which rows to start at once.
+pub(crate) struct HelperPlan {
+    /// The supervisor's table.
+    pub(crate) table: Table,
+    /// Rows started with the server, each with the route it serves (for errors).
+    pub(crate) eager: Vec<(u32, RouteError)>,
 }
 
 /// Build the router for a config and the mounted handlers, checking that every route can
@@ -79,13 +108,14 @@ pub(crate) fn build(
         dispatcher: Arc::new(Dispatcher::default()),
         max_head_bytes: config.server.max_head_bytes,
         spawn: config.cgi.spawn,
-        spawner: OnceLock::new(),
+        helpers: OnceLock::new(),
         stats: stats.clone(),
     });
     let mut plugins = Plugins::default();
+    let mut plan = Planner::new(config);
     let mut entries = Vec::with_capacity(config.routes.len() + mounted.len());
     for route in &config.routes {
-        let handler = route_handler(config, route, &cgi, &mut plugins, stats)?;
+        let handler = route_handler(config, route, &cgi, &mut plugins, &mut plan, stats)?;
         entries.push(RouteEntry {
             prefix: Arc::from(route.prefix.as_str()),
             handler,
@@ -107,7 +137,87 @@ pub(crate) fn build(
         cgi: cgi.registry.clone(),
         cgi_shared: cgi,
         plugins: plugins.0.into_iter().map(|(_, _, p)| p).collect(),
+        helpers: plan.finish(config),
     })
+}
+
+/// Collects the profiles of the CGI routes into the supervisor's table.
+struct Planner {
+    /// Who the server's scripts run as: the server's user once it has dropped privileges.
+    server: Identity,
+    /// Row 0 is the plain profile.
+    profiles: Vec<Profile>,
+    eager: Vec<(u32, RouteError)>,
+    /// Whether a route starts scripts with the server's own identity.
+    plain_cgi: bool,
+}
+
+impl Planner {
+    fn new(config: &Config) -> Planner {
+        let server = config.server.user.clone().unwrap_or_else(Identity::current);
+        Planner {
+            profiles: vec![Profile::plain(&server)],
+            server,
+            eager: Vec::new(),
+            plain_cgi: false,
+        }
+    }
+
+    /// Confine a CGI route's handler if its settings ask for it.
+    fn place(
+        &mut self,
+        config: &Config,
+        route: &Route,
+        handler: CgiHandler,
+        fail: &dyn Fn(String) -> RouteError,
+    ) -> Result<CgiHandler, RouteError> {
+        if !needs_profile(&route.cgi, &self.server, config.cgi.limits.core) {
+            self.plain_cgi = true;
+            return Ok(handler);
+        }
+        let profile = Profile::for_route(&route.prefix, &route.cgi, handler.roots(), &self.server);
+        if route.cgi.limits.processes.is_some()
+            && profile.identity.as_ref().is_some_and(Identity::is_root)
+        {
+            return Err(fail(
+                "limits.processes does nothing for scripts run as root (RLIMIT_NPROC does                  not apply to root); run them as another user, or drop the limit"
+                    .to_string(),
+            ));
+        }
+        let row = u32::try_from(self.profiles.len()).unwrap_or(u32::MAX);
+        let foreign = !profile.is_identity_of(&self.server);
+        if profile.identity.is_some() {
+            self.eager.push((row, fail(String::new())));
+        }
+        self.profiles.push(profile.clone());
+        Ok(handler.confined(Confinement {
+            row,
+            profile,
+            foreign,
+        }))
+    }
+
+    fn finish(self, config: &Config) -> Option<HelperPlan> {
+        let plain = self.plain_cgi && config.cgi.spawn != SpawnMode::Direct;
+        if !plain && self.profiles.len() == 1 {
+            return None;
+        }
+        let mut eager = self.eager;
+        if plain {
+            let none = RouteError::Mounted {
+                prefix: "(scripts)".to_string(),
+                message: String::new(),
+            };
+            eager.insert(0, (0, none));
+        }
+        Some(HelperPlan {
+            table: Table {
+                server: self.server,
+                profiles: self.profiles,
+            },
+            eager,
+        })
+    }
 }
 
 /// The handler of one config route.
@@ -116,6 +226,7 @@ fn route_handler(
     route: &Route,
     cgi: &Arc<CgiShared>,
     plugins: &mut Plugins,
+    plan: &mut Planner,
     stats: &Arc<Stats>,
 ) -> Result<Arc<dyn Handler>, RouteError> {
     let fail = |message: String| RouteError::Config {
@@ -134,14 +245,16 @@ fn route_handler(
         RouteKind::StaticDir(dir) => Arc::new(
             StaticDir::new(dir).map_err(|e| fail(format!("static_dir {}: {e}", dir.display())))?,
         ),
-        RouteKind::CgiDir(dir) => Arc::new(
-            CgiHandler::dir(dir, route.cgi.clone(), cgi.clone())
-                .map_err(|e| fail(format!("cgi_dir {}: {e}", dir.display())))?,
-        ),
-        RouteKind::CgiScript(program) => Arc::new(
-            CgiHandler::script(program, route.cgi.clone(), cgi.clone())
-                .map_err(|e| fail(format!("cgi_script {}: {e}", program.display())))?,
-        ),
+        RouteKind::CgiDir(dir) => {
+            let handler = CgiHandler::dir(dir, route.cgi.clone(), cgi.clone())
+                .map_err(|e| fail(format!("cgi_dir {}: {e}", dir.display())))?;
+            Arc::new(plan.place(config, route, handler, &fail)?)
+        }
+        RouteKind::CgiScript(program) => {
+            let handler = CgiHandler::script(program, route.cgi.clone(), cgi.clone())
+                .map_err(|e| fail(format!("cgi_script {}: {e}", program.display())))?;
+            Arc::new(plan.place(config, route, handler, &fail)?)
+        }
         RouteKind::Plugin { path, config } => Arc::new(PluginHandler::new(
             plugins.load(path, config).map_err(fail)?,
         )),

@@ -15,14 +15,15 @@ use tracing::{debug, info, warn};
 
 use crate::access_log::AccessLog;
 use crate::app::App;
+use crate::cgi::helpers::Helpers;
 use crate::cgi::process::Registry;
-use crate::cgi::spawner::Spawner;
-use crate::config::{Config, OutputConfig, RouteKind, SpawnMode};
+use crate::config::{Config, OutputConfig};
 use crate::handler::{ConnInfo, Handler};
 use crate::http::conn::{self, Context, Settings};
 use crate::http::head::Limits;
 use crate::plugin::Plugin;
-use crate::routes::{self, Built, Mounted, RouteError};
+use crate::privilege;
+use crate::routes::{self, Built, HelperPlan, Mounted, RouteError};
 use crate::stats::Stats;
 
 /// After an accept error (EMFILE, ENFILE…) wait this long before accepting again.
@@ -64,9 +65,12 @@ pub enum ServerError {
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
-    /// The CGI spawn helper cannot be started.
-    #[error("cannot start the CGI spawn helper: {0}")]
+    /// The CGI supervisor cannot be started.
+    #[error("cannot start the CGI supervisor: {0}")]
     Spawner(#[source] std::io::Error),
+    /// The server cannot become `[server] user`.
+    #[error("cannot drop privileges: {0}")]
+    Privilege(String),
     /// The access log file cannot be opened.
     #[error("cannot open access log: {0}")]
     AccessLog(#[source] std::io::Error),
@@ -152,27 +156,29 @@ impl Builder {
     pub async fn bind(self) -> Result<Server, ServerError> {
         let Builder { config, mounted } = self;
         let stats = Arc::new(Stats::default());
+        // Scripts (and helpers) inherit it: core dumps are off unless a route says otherwise.
+        privilege::limit_core_dumps(config.cgi.limits.core);
         let Built {
             router,
             cgi,
             cgi_shared,
             plugins,
+            helpers,
         } = routes::build(&config, mounted, &stats)?;
-        let has_cgi = config
-            .routes
-            .iter()
-            .any(|r| matches!(r.kind, RouteKind::CgiDir(_) | RouteKind::CgiScript(_)));
-        if has_cgi && config.cgi.spawn != SpawnMode::Direct {
-            // Started here, on the main thread, before any connection: the helper's
-            // parent-death signal is tied to the thread that spawns it.
-            let spawner = Spawner::start().map_err(ServerError::Spawner)?;
-            debug!(pid = spawner.helper_pid(), "CGI spawn helper running");
-            let _ = cgi_shared.spawner.set(Arc::new(spawner));
+        if let Some(plan) = helpers {
+            // Started here, on the main thread, before any connection and before the server
+            // drops its privileges: the supervisor's parent-death signal is tied to the
+            // thread that spawns it, and it may need them to start helpers as other users.
+            let helpers = start_helpers(plan).await?;
+            let _ = cgi_shared.helpers.set(Arc::new(helpers));
         }
         let (access, log_task) = AccessLog::start(&config.log.access, config.log.format)
             .await
             .map_err(ServerError::AccessLog)?;
         let listeners = bind_all(&config).await?;
+        // Everything that needed the starting user is done: listeners, TLS files, plugins,
+        // the access log, the supervisor.
+        privilege::drop_to(config.server.user.as_ref(), &config).map_err(ServerError::Privilege)?;
         let (shutdown, _) = watch::channel(false);
         let app = Arc::new(App::new(router, access, stats.clone()));
         let shared = Arc::new(Shared {
@@ -190,6 +196,21 @@ impl Builder {
             log_task,
         })
     }
+}
+
+/// Start the supervisor and the helpers that start with the server; a helper that cannot
+/// apply its profile stops the start-up, naming its route.
+async fn start_helpers(plan: HelperPlan) -> Result<Helpers, ServerError> {
+    let helpers = Helpers::start(plan.table).map_err(ServerError::Spawner)?;
+    debug!(pid = helpers.supervisor_pid(), "CGI supervisor running");
+    for (row, route) in plan.eager {
+        if let Err(reason) = helpers.start_row(row).await {
+            return Err(ServerError::Route(
+                route.saying(format!("cannot start its spawn helper: {reason}")),
+            ));
+        }
+    }
+    Ok(helpers)
 }
 
 /// Bind the plain listeners, then the TLS ones.

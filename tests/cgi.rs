@@ -884,7 +884,7 @@ fn a_large_environment_runs_through_either_spawner() {
 }
 
 #[test]
-fn a_dead_helper_fails_cgi_requests_and_the_server_serves_on() {
+fn a_dead_helper_is_started_again_at_the_next_request() {
     let srv = cgi_server();
     assert_eq!(srv.get("/cgi-bin/hello").status, 200);
     let helper = srv.helper().expect("helper");
@@ -893,15 +893,42 @@ fn a_dead_helper_fails_cgi_requests_and_the_server_serves_on() {
         .status()
         .expect("kill");
     assert!(killed.success());
-    srv.wait_until("the helper is gone and reaped", || {
-        !children_of(srv.pid()).iter().any(|&(p, _)| p == helper)
+    srv.wait_until("the server saw the helper go", || {
+        srv.log_text().contains("a CGI spawn helper is gone")
+    });
+    for _ in 0..3 {
+        assert_eq!(srv.get("/cgi-bin/hello").status, 200);
+    }
+    let again = srv.helper().expect("a new helper");
+    assert_ne!(again, helper);
+    assert!(!alive(helper) || !crate::support::is_helper(helper));
+}
+
+#[test]
+fn a_dead_supervisor_fails_cgi_requests_and_the_server_serves_on() {
+    let srv = cgi_server();
+    assert_eq!(srv.get("/cgi-bin/hello").status, 200);
+    let supervisor = srv.supervisor().expect("supervisor");
+    let helper = srv.helper().expect("helper");
+    for pid in [helper, supervisor] {
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+    }
+    srv.wait_until("the supervisor is gone and reaped", || {
+        !children_of(srv.pid()).iter().any(|&(p, _)| p == supervisor)
+    });
+    srv.wait_until("the server saw the helper go", || {
+        srv.log_text().contains("a CGI spawn helper is gone")
     });
     for _ in 0..3 {
         assert_eq!(srv.get("/cgi-bin/hello").status, 500);
     }
     assert_eq!(srv.get("/status").status, 200);
     srv.wait_until("the log says why", || {
-        srv.log_text().contains("CGI spawn helper is gone")
+        srv.log_text().contains("CGI supervisor is gone")
     });
 }
 

@@ -70,6 +70,7 @@ fuzz_target!(|input: Input| {
         content_length: input.content_length,
         has_body: input.has_body,
         pass_auth: input.pass_auth,
+        pass_headers: &[],
         server_software: &input.server_software,
     };
     let inherited: Vec<(String, Vec<u8>)> = INHERITED

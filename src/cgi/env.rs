@@ -89,6 +89,9 @@ pub struct EnvRequest<'a> {
     pub has_body: bool,
     /// Export `Authorization` as `HTTP_AUTHORIZATION`.
     pub pass_auth: bool,
+    /// Non-empty: only these fields (lower case) are exported, still under every rule
+    /// below (`pass_headers`, Tomcat's `envHttpHeaders`).
+    pub pass_headers: &'a [String],
     /// Exported as `SERVER_SOFTWARE`, e.g. `cgigate/0.1.0`.
     pub server_software: &'a str,
 }
@@ -162,13 +165,14 @@ pub fn build(
 /// - hop-by-hop fields and every field the `Connection` field names (RFC 9110 §7.6.1);
 /// - `Proxy-Authorization` always, `Authorization` unless `pass_auth` (RFC 3875 §4.1.18:
 ///   fields carrying authentication information SHOULD be removed);
-/// - a variable whose joined value holds NUL.
+/// - a variable whose joined value holds NUL;
+/// - with a `pass_headers` allowlist, any field it does not name.
 #[must_use]
 pub fn http_vars(req: &EnvRequest<'_>) -> Vec<(String, Vec<u8>)> {
     let nominated = connection_options(req.headers);
     let mut vars: Vec<(String, Vec<u8>)> = Vec::new();
     for &(field, value) in req.headers {
-        if !is_exported(field, &nominated, req.pass_auth) {
+        if !is_exported(field, &nominated, req.pass_auth) || !is_allowed(field, req.pass_headers) {
             continue;
         }
         let name = http_var_name(field);
@@ -324,6 +328,14 @@ fn path_translated(document_root: &str, path_info: &str) -> String {
     format!("{root}/{path}")
 }
 
+/// Whether an allowlist (empty: none) lets `field` through.
+fn is_allowed(field: &[u8], pass_headers: &[String]) -> bool {
+    pass_headers.is_empty()
+        || pass_headers
+            .iter()
+            .any(|name| is_same(field, name.as_bytes()))
+}
+
 /// Whether the header field `field` becomes an `HTTP_*` variable; see [`http_vars`].
 fn is_exported(field: &[u8], nominated: &[&[u8]], pass_auth: bool) -> bool {
     // Only letters, digits and '-', so that the name mapping cannot collide.
@@ -433,6 +445,8 @@ pub(crate) struct Mount<'a> {
     pub(crate) content_length: Option<u64>,
     /// Whether Authorization is exported.
     pub(crate) pass_auth: bool,
+    /// The header allowlist (empty: none).
+    pub(crate) pass_headers: &'a [String],
 }
 
 /// The CGI environment (RFC 3875 §4.1, SPEC §5.2) of `req` for what `mount` says answers
@@ -466,6 +480,7 @@ pub(crate) fn cgi_env(
         content_length: mount.content_length,
         has_body: req.body.is_present(),
         pass_auth: mount.pass_auth,
+        pass_headers: mount.pass_headers,
         server_software: SERVER_SOFTWARE,
     };
     build(&request, inherited, extra)
@@ -497,6 +512,7 @@ pub(crate) fn server_vars(req: &Request) -> Option<Vec<(String, Vec<u8>)>> {
             .then(|| req.body.content_length())
             .flatten(),
         pass_auth: false,
+        pass_headers: &[],
     };
     Some(cgi_env(req, &mount, Vec::new(), &[]))
 }
@@ -526,6 +542,7 @@ mod tests {
             content_length: None,
             has_body: false,
             pass_auth: false,
+            pass_headers: &[],
             server_software: "cgigate/0.1.0",
         }
     }
@@ -756,6 +773,37 @@ mod tests {
         let vars = Vars::of(&req);
         assert_eq!(vars.get("HTTP_PROXY"), None);
         assert!(vars.names().iter().all(|n| !n.contains("PROXY")));
+    }
+
+    #[test]
+    fn an_allowlist_exports_only_what_it_names_and_never_proxy() {
+        let headers = fields(&[
+            ("Accept", "text/html"),
+            ("User-Agent", "curl"),
+            ("Proxy", "http://evil"),
+            ("X-Custom", "1"),
+        ]);
+        let allow = vec![
+            "accept".to_string(),
+            "proxy".to_string(),
+            "x-custom".to_string(),
+        ];
+        let req = EnvRequest {
+            headers: &headers,
+            pass_headers: &allow,
+            ..base()
+        };
+        let names: Vec<String> = http_vars(&req).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["HTTP_ACCEPT", "HTTP_X_CUSTOM"],
+            "listed, and still no httpoxy"
+        );
+        let all = EnvRequest {
+            headers: &headers,
+            ..base()
+        };
+        assert_eq!(http_vars(&all).len(), 3, "no allowlist: today's rules");
     }
 
     #[test]

@@ -3,16 +3,20 @@
 //! lighttpd: [`script`] maps the URL to a program, [`env`] builds the meta-variables,
 //! [`header`] parses the script's header block; [`process`] spawns, stops and reaps,
 //! [`spool`] collects request bodies, [`output`] pumps stdout and stderr; [`spawner`] is the
-//! small helper process scripts are started from once the server holds many descriptors.
+//! small helper process scripts are started from, [`isolation`] what a helper confines its
+//! scripts to (user, limits, sandbox), and [`helpers`] the server's set of helpers.
 
 pub mod env;
 pub mod header;
+pub(crate) mod helpers;
+pub(crate) mod isolation;
 pub(crate) mod output;
 pub(crate) mod process;
 pub mod script;
 pub(crate) mod spawner;
 pub(crate) mod spool;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -20,7 +24,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio::time::{sleep_until, timeout, Instant};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::config::{CgiConfig, RequestBody, SpawnMode};
 use crate::handler::{Body, BoxFuture, GatewayError, Handler, HandlerError, Request};
@@ -29,9 +33,11 @@ use crate::response::Response;
 use crate::router::Dispatcher;
 use crate::stats::Stats;
 use env::Mount;
+use isolation::{LimitHit, Profile};
 use output::{Ended, Failure};
-use process::{Input, Pipes, Process, Registry};
+use process::{Input, Launch, Pipes, Process, Registry};
 use script::{Refusal, Script};
+use spawner::Spawner;
 use spool::Spooled;
 
 /// Most internal redirects (`Location: /local`) followed for one request (SPEC §5.4).
@@ -49,9 +55,9 @@ pub(crate) struct CgiShared {
     pub max_head_bytes: usize,
     /// `[cgi] spawn`: where scripts are started from.
     pub spawn: SpawnMode,
-    /// The spawn helper, started with the server unless `spawn` is `direct` (a config check
-    /// builds routes without one).
-    pub spawner: OnceLock<Arc<spawner::Spawner>>,
+    /// The spawn helpers and their supervisor, started with the server when a route needs
+    /// one (a config check builds routes without them).
+    pub helpers: OnceLock<Arc<helpers::Helpers>>,
     /// The server's counters: `spawn = "auto"` counts the open connections.
     pub stats: Arc<Stats>,
 }
@@ -84,12 +90,25 @@ enum Target {
     Fixed(PathBuf),
 }
 
+/// A route's confinement: the helper row that starts its scripts, and what the server
+/// checks before asking it.
+#[derive(Clone, Debug)]
+pub(crate) struct Confinement {
+    /// Its row in the supervisor's table.
+    pub(crate) row: u32,
+    /// Its profile (a template, for run-as-owner).
+    pub(crate) profile: Profile,
+    /// Its scripts run as a user the server is not: only their helper may signal them.
+    pub(crate) foreign: bool,
+}
+
 /// A CGI route.
 pub(crate) struct CgiHandler {
     target: Target,
     cfg: CgiConfig,
     inherited: Vec<(String, Vec<u8>)>,
     shared: Arc<CgiShared>,
+    confinement: Option<Confinement>,
 }
 
 impl CgiHandler {
@@ -129,6 +148,23 @@ impl CgiHandler {
             cfg,
             inherited,
             shared,
+            confinement: None,
+        }
+    }
+
+    /// Start this route's scripts confined, from the helper of `confinement`.
+    pub(crate) fn confined(mut self, confinement: Confinement) -> CgiHandler {
+        self.confinement = Some(confinement);
+        self
+    }
+
+    /// What scripts of this route may be below: its folder, or its one program.
+    pub(crate) fn roots(&self) -> Vec<PathBuf> {
+        match &self.target {
+            Target::Dir(root) => vec![root.clone()],
+            Target::Fixed(program) => {
+                vec![program.canonicalize().unwrap_or_else(|_| program.clone())]
+            }
         }
     }
 }
@@ -149,9 +185,53 @@ impl CgiHandler {
             Ok(s) => s,
             Err(refusal) => return res.plain(refusal.status(), refusal.as_str()).await,
         };
+        let limits = isolation::describe_limits(&self.cfg.limits);
         self.serve_script(req, res, &script)
             .await
-            .map_err(|e| e.of_program(&script.script_name))
+            .map_err(|e| e.of_program(&script.script_name, &limits))
+    }
+
+    /// Where the script starts from: a helper (and whether it confines it), or the server.
+    async fn launcher(
+        &self,
+        script: &Script,
+    ) -> Result<(Option<Arc<Spawner>>, bool, bool), HandlerError> {
+        let helpers = self.shared.helpers.get();
+        let Some(confinement) = &self.confinement else {
+            let helper = use_helper(
+                self.shared.spawn,
+                self.shared.stats.open_connections(),
+                self.shared.registry.len() as u64,
+            );
+            if !helper {
+                return Ok((None, false, false));
+            }
+            let helpers = helpers.ok_or(GatewayError::NoHelper)?;
+            let helper = helpers
+                .row(0)
+                .await
+                .map_err(GatewayError::HelperUnavailable)?;
+            return Ok((Some(helper), false, false));
+        };
+        let helpers = helpers.ok_or(GatewayError::NoHelper)?;
+        let profile = &confinement.profile;
+        let file = &script.script_filename;
+        let helper = if profile.identity.is_none() {
+            // suEXEC-style: the script's owner, checked here for a clear refusal, and again
+            // by the supervisor and the helper.
+            let owner = std::fs::metadata(file)
+                .map_err(|e| GatewayError::Refused(format!("{}: {e}", file.display())))?
+                .uid();
+            let as_owner = profile.for_owner(owner).map_err(GatewayError::Refused)?;
+            isolation::check_script(file, as_owner.strict, owner).map_err(GatewayError::Refused)?;
+            helpers.for_owner(confinement.row, owner).await
+        } else {
+            let uid = profile.identity.as_ref().map_or(0, |id| id.uid);
+            isolation::check_script(file, profile.strict, uid).map_err(GatewayError::Refused)?;
+            helpers.row(confinement.row).await
+        };
+        let helper = helper.map_err(GatewayError::HelperUnavailable)?;
+        Ok((Some(helper), true, confinement.foreign))
     }
 
     /// Run `script` for the request.
@@ -189,35 +269,27 @@ impl CgiHandler {
             None if req.body.is_present() => (Input::Pipe, None),
             None => (Input::Null, None),
         };
-        let helper = use_helper(
-            self.shared.spawn,
-            self.shared.stats.open_connections(),
-            self.shared.registry.len() as u64,
-        );
-        let spawner = match (helper, self.shared.spawner.get()) {
-            (false, _) => None,
-            (true, Some(s)) => Some(s),
-            (true, None) => return Err(GatewayError::NoHelper.into()),
-        };
-        let spawned = Process::spawn(
-            script,
-            &environment,
-            stdin,
-            self.cfg.kill_grace,
-            self.shared.registry.clone(),
+        let (spawner, confined, foreign) = self.launcher(script).await?;
+        let launch = Launch {
+            grace: self.cfg.kill_grace,
+            registry: self.shared.registry.clone(),
             permit,
-            spawner,
-        )
-        .await;
+            spawner: spawner.as_ref(),
+            confined,
+            foreign,
+        };
+        let spawned = Process::spawn(script, &environment, stdin, launch).await;
         let (process, pipes) = match spawned {
             Ok(p) => p,
             Err(e) => {
-                // SPEC §5.6: spawn failure → 500, EAGAIN (out of processes) → 503.
-                let busy = e.raw_os_error() == Some(nix::errno::Errno::EAGAIN as i32);
-                return Err(if busy {
-                    GatewayError::Busy
-                } else {
-                    GatewayError::Spawn(e)
+                // SPEC §5.6: spawn failure → 500, EAGAIN (out of processes, or the route's
+                // `processes` limit) → 503; a helper that refused it (EACCES) → 403.
+                return Err(match e.raw_os_error().map(nix::errno::Errno::from_raw) {
+                    Some(nix::errno::Errno::EAGAIN) => GatewayError::Busy,
+                    Some(nix::errno::Errno::EACCES) if confined => GatewayError::Refused(
+                        "the route's helper refused the program (see its log line)".to_string(),
+                    ),
+                    _ => GatewayError::Spawn(e),
                 }
                 .into());
             }
@@ -274,6 +346,7 @@ impl CgiHandler {
             document_root: &document_root,
             content_length,
             pass_auth: self.cfg.pass_auth,
+            pass_headers: &self.cfg.pass_headers,
         };
         env::cgi_env(req, &mount, self.inherited.clone(), &self.cfg.env)
     }
@@ -346,7 +419,12 @@ impl CgiHandler {
         drop(err);
         let status = process.stop().await;
         if let Some(status) = status.filter(|s| !s.success()) {
-            debug!(%status, "script exit status");
+            self.exited_badly(status, script);
+            match isolation::limit_hit(status, &cfg.limits) {
+                Some(LimitHit::Cpu) => return Err(GatewayError::CpuLimit.into()),
+                Some(LimitHit::FileSize) => return Err(GatewayError::FileSizeLimit.into()),
+                None => {}
+            }
         }
         if timed_out {
             return Err(GatewayError::Timeout.into());
@@ -355,6 +433,18 @@ impl CgiHandler {
             Some(Ok(ended)) => Ok(ended),
             Some(Err(failure)) => Err(output_error(failure)),
             None => Err(GatewayError::NoResponse.into()),
+        }
+    }
+
+    /// A script that exited with a failure: on a route with limits, the log line names
+    /// them, the likely cause when the kernel sent no signal that says so (a failed
+    /// allocation under `memory`, a failed fork under `processes`).
+    fn exited_badly(&self, status: std::process::ExitStatus, script: &str) {
+        let limits = isolation::describe_limits(&self.cfg.limits);
+        if limits.is_empty() {
+            debug!(%status, script, "script exit status");
+        } else {
+            warn!(%status, script, limits, "script failed under limits");
         }
     }
 

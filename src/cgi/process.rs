@@ -3,7 +3,7 @@
 //! group SIGKILL — and is reaped, whether the request finished, timed out, or was cancelled
 //! because the client went away (dropping a [`Process`] stops it in the background).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::process::{ExitStatus, Stdio};
@@ -39,18 +39,39 @@ const SPAWNS_AT_ONCE: usize = 8;
 /// run on blocking threads, a few at a time.
 static SPAWNING: Semaphore = Semaphore::const_new(SPAWNS_AT_ONCE);
 
+/// Who can signal a script's process group: the server itself, or — for a script that runs
+/// as a user the server is not — the helper that started it.
+#[derive(Clone, Default)]
+pub(crate) enum Signaller {
+    /// The server (same user).
+    #[default]
+    Server,
+    /// Its helper.
+    Helper(Arc<Spawner>),
+}
+
+impl Signaller {
+    /// Send `sig` to the group `pgid`.
+    pub(crate) fn signal(&self, pgid: i32, sig: Signal) {
+        match self {
+            Signaller::Server => signal_group(pgid, sig),
+            Signaller::Helper(helper) => helper.signal(pgid, sig),
+        }
+    }
+}
+
 /// The process groups of every running script, so shutdown can stop what is left.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Registry {
-    groups: Mutex<HashSet<i32>>,
+    groups: Mutex<HashMap<i32, Signaller>>,
 }
 
 impl Registry {
-    fn insert(&self, pgid: i32) {
+    fn insert(&self, pgid: i32, signaller: Signaller) {
         self.groups
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(pgid);
+            .insert(pgid, signaller);
     }
 
     fn remove(&self, pgid: i32) {
@@ -75,28 +96,32 @@ impl Registry {
     }
 
     /// Process groups still registered.
+    #[cfg(test)]
     pub(crate) fn live(&self) -> Vec<i32> {
         let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
-        groups.iter().copied().collect()
+        groups.keys().copied().collect()
     }
 
     /// Shutdown: SIGTERM every group, wait up to `grace`, SIGKILL what is left (SPEC §1).
     pub(crate) async fn terminate_all(&self, grace: Duration) {
-        let groups = self.live();
+        let groups: Vec<(i32, Signaller)> = {
+            let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+            groups.iter().map(|(g, s)| (*g, s.clone())).collect()
+        };
         if groups.is_empty() {
             return;
         }
         debug!(count = groups.len(), "stopping CGI process groups");
-        for &g in &groups {
-            signal_group(g, Signal::SIGTERM);
+        for (g, signaller) in &groups {
+            signaller.signal(*g, Signal::SIGTERM);
         }
         let deadline = Instant::now() + grace;
-        while groups.iter().any(|&g| group_alive(g)) && Instant::now() < deadline {
+        while groups.iter().any(|(g, _)| group_alive(*g)) && Instant::now() < deadline {
             tokio::time::sleep(GROUP_POLL).await;
         }
-        for &g in &groups {
-            signal_group(g, Signal::SIGKILL);
-            self.remove(g);
+        for (g, signaller) in &groups {
+            signaller.signal(*g, Signal::SIGKILL);
+            self.remove(*g);
         }
     }
 }
@@ -155,6 +180,30 @@ fn make_pipes(input: Input) -> std::io::Result<(ChildEnds, Pipes)> {
     Ok((ends, pipes))
 }
 
+/// How a script is to be started and stopped.
+pub(crate) struct Launch<'a> {
+    /// SIGTERM → SIGKILL.
+    pub(crate) grace: Duration,
+    /// Where its group is registered.
+    pub(crate) registry: Arc<Registry>,
+    /// Its `max_children` slot.
+    pub(crate) permit: OwnedSemaphorePermit,
+    /// The helper to start it from; `None`: the server starts it.
+    pub(crate) spawner: Option<&'a Arc<Spawner>>,
+    /// It runs confined by its helper's profile: never started elsewhere.
+    pub(crate) confined: bool,
+    /// It runs as another user than the server: only its helper may signal it.
+    pub(crate) foreign: bool,
+}
+
+/// What becomes part of a started [`Process`].
+struct Start {
+    grace: Duration,
+    registry: Arc<Registry>,
+    permit: OwnedSemaphorePermit,
+    signaller: Signaller,
+}
+
 /// Why the helper did not start a script.
 enum Refused {
     /// The request does not fit in one message: what a direct spawn needs, handed back.
@@ -206,6 +255,7 @@ pub(crate) struct Process {
     child: Option<Child>,
     pgid: i32,
     grace: Duration,
+    signaller: Signaller,
     registry: Arc<Registry>,
     permit: Option<OwnedSemaphorePermit>,
     exited: Option<ExitStatus>,
@@ -225,20 +275,38 @@ impl Process {
         script: &Script,
         env: &[(String, Vec<u8>)],
         input: Input,
-        grace: Duration,
-        registry: Arc<Registry>,
-        permit: OwnedSemaphorePermit,
-        spawner: Option<&Arc<Spawner>>,
+        launch: Launch<'_>,
     ) -> std::io::Result<(Process, Pipes)> {
         let (ends, pipes) = make_pipes(input)?;
+        let Launch {
+            grace,
+            registry,
+            permit,
+            spawner,
+            confined,
+            foreign,
+        } = launch;
         let (ends, registry, permit) = match spawner {
             None => (ends, registry, permit),
             Some(spawner) => {
-                match Process::spawn_helper(spawner, script, env, ends, grace, registry, permit)
-                    .await
-                {
+                let signaller = if foreign {
+                    Signaller::Helper(spawner.clone())
+                } else {
+                    Signaller::Server
+                };
+                let start = Start {
+                    grace,
+                    registry,
+                    permit,
+                    signaller,
+                };
+                match Process::spawn_helper(spawner, script, env, ends, start).await {
                     Ok(process) => return Ok((process, pipes)),
                     Err(Refused::Failed(e)) => return Err(e),
+                    // A confined script never starts anywhere but in its helper.
+                    Err(Refused::TooLarge(..)) if confined => {
+                        return Err(Errno::E2BIG.into());
+                    }
                     // More than one message to the helper carries: the same pipes, directly.
                     Err(Refused::TooLarge(ends, registry, permit)) => {
                         debug!("spawn request too large for the helper; spawning directly");
@@ -260,10 +328,14 @@ impl Process {
         script: &Script,
         env: &[(String, Vec<u8>)],
         ends: ChildEnds,
-        grace: Duration,
-        registry: Arc<Registry>,
-        permit: OwnedSemaphorePermit,
+        start: Start,
     ) -> Result<Process, Refused> {
+        let Start {
+            grace,
+            registry,
+            permit,
+            signaller,
+        } = start;
         let too_large = |e: &std::io::Error| e.raw_os_error() == Some(Errno::EMSGSIZE as i32);
         let request = match spawner.prepare(&script.program, &script.args, &script.dir, env) {
             Ok(r) => r,
@@ -286,11 +358,12 @@ impl Process {
             };
             // Our copies of the child's ends must close, or its output never reaches EOF.
             drop(ends);
-            registry.insert(pid);
+            registry.insert(pid, signaller.clone());
             Ok(Process {
                 child: Some(Child::Helper(Some(exit))),
                 pgid: pid,
                 grace,
+                signaller,
                 registry,
                 permit: Some(permit),
                 exited: None,
@@ -349,11 +422,12 @@ impl Process {
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .ok_or_else(|| std::io::Error::other("spawned child has no pid"))?;
-        registry.insert(pgid);
+        registry.insert(pgid, Signaller::Server);
         Ok(Process {
             child: Some(Child::Direct(child)),
             pgid,
             grace,
+            signaller: Signaller::Server,
             registry,
             permit: Some(permit),
             exited: None,
@@ -382,7 +456,7 @@ impl Process {
     /// SIGKILL; the script is reaped. Quick when everything has exited already.
     pub(crate) async fn stop(mut self) -> Option<ExitStatus> {
         let child = self.child.take();
-        let status = stop_group(child, self.exited, self.pgid, self.grace).await;
+        let status = stop_group(child, self.exited, self.pgid, self.grace, &self.signaller).await;
         self.registry.remove(self.pgid);
         self.permit.take();
         status
@@ -395,20 +469,21 @@ impl Drop for Process {
             return;
         };
         // Cancelled (client gone, server stopping): begin at once, finish in the background.
-        signal_group(self.pgid, Signal::SIGTERM);
+        self.signaller.signal(self.pgid, Signal::SIGTERM);
         let (pgid, grace, exited) = (self.pgid, self.grace, self.exited);
         let registry = self.registry.clone();
         let permit = self.permit.take();
+        let signaller = self.signaller.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    stop_group(Some(child), exited, pgid, grace).await;
+                    stop_group(Some(child), exited, pgid, grace, &signaller).await;
                     registry.remove(pgid);
                     drop(permit);
                 });
             }
             Err(_) => {
-                signal_group(pgid, Signal::SIGKILL);
+                signaller.signal(pgid, Signal::SIGKILL);
                 registry.remove(pgid);
             }
         }
@@ -423,13 +498,14 @@ async fn stop_group(
     exited: Option<ExitStatus>,
     pgid: i32,
     grace: Duration,
+    signaller: &Signaller,
 ) -> Option<ExitStatus> {
     let mut child = child?;
     let mut status = exited.or_else(|| child.try_wait());
     if status.is_some() && !group_alive(pgid) {
         return status;
     }
-    signal_group(pgid, Signal::SIGTERM);
+    signaller.signal(pgid, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
     let mut waitable = true;
     if status.is_none() {
@@ -444,7 +520,7 @@ async fn stop_group(
     }
     if status.is_none() || group_alive(pgid) {
         debug!(pgid, "process group outlived kill_grace; SIGKILL");
-        signal_group(pgid, Signal::SIGKILL);
+        signaller.signal(pgid, Signal::SIGKILL);
     }
     if status.is_none() && waitable {
         status = child.wait().await.ok();
@@ -459,9 +535,14 @@ pub(crate) fn signal_group(pgid: i32, sig: Signal) {
     }
 }
 
-/// Whether any process of the group is still there.
+/// Whether any process of the group is still there. EPERM says it is, and that it runs as
+/// a user the server may not signal.
 pub(crate) fn group_alive(pgid: i32) -> bool {
-    pgid > 1 && killpg(Pid::from_raw(pgid), None).is_ok()
+    pgid > 1
+        && matches!(
+            killpg(Pid::from_raw(pgid), None),
+            Ok(()) | Err(Errno::EPERM)
+        )
 }
 
 /// Raise the soft limit on open descriptors to the hard limit (as Go's runtime and nginx's
@@ -500,6 +581,22 @@ pub(crate) fn close_inherited_on_exec() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A spawn from the server itself.
+    fn direct(
+        registry: Arc<Registry>,
+        permit: OwnedSemaphorePermit,
+        grace: Duration,
+    ) -> Launch<'static> {
+        Launch {
+            grace,
+            registry,
+            permit,
+            spawner: None,
+            confined: false,
+            foreign: false,
+        }
+    }
     use std::path::PathBuf;
 
     fn sleeper() -> Script {
@@ -545,10 +642,7 @@ mod tests {
                 &script,
                 &env,
                 Input::Null,
-                Duration::from_millis(100),
-                registry.clone(),
-                permit,
-                None,
+                direct(registry.clone(), permit, Duration::from_millis(100)),
             );
             // Cancelled while the fork/exec is under way on a blocking thread.
             let _ = tokio::time::timeout(Duration::from_micros(1), spawn).await;
@@ -576,10 +670,7 @@ mod tests {
                 &script,
                 &[],
                 Input::Null,
-                grace,
-                registry.clone(),
-                permit,
-                None,
+                direct(registry.clone(), permit, grace),
             )
         };
         let held = SPAWNING
@@ -611,10 +702,7 @@ mod tests {
             &script,
             &[],
             Input::Null,
-            Duration::from_millis(100),
-            registry.clone(),
-            permit,
-            None,
+            direct(registry.clone(), permit, Duration::from_millis(100)),
         )
         .await
         .expect("spawned");

@@ -1,23 +1,28 @@
-//! Spawning scripts from a small helper process (`[cgi] spawn = "helper"`), as Apache's
-//! mod_cgid and fcgiwrap do. posix_spawn from the server itself — many threads, a large
-//! address space, thousands of descriptors — is about a third slower: vfork shares the big
-//! mm (mmap_lock contention, TLB-shootdown IPIs across threads) and the kernel walks the
-//! whole descriptor table per spawn. The helper is the cgigate binary re-executed, tiny and
-//! single-threaded ([`helper_main`]); this module is the server's client for it.
+//! Spawning scripts from small helper processes, as Apache's mod_cgid and fcgiwrap do.
+//! posix_spawn from the server itself — many threads, a large address space, thousands of
+//! descriptors — is about a third slower: vfork shares the big mm (mmap_lock contention,
+//! TLB-shootdown IPIs across threads) and the kernel walks the whole descriptor table per
+//! spawn. A helper is the cgigate binary re-executed, tiny and single-threaded
+//! ([`helper_main`]), confined as its scripts will be ([`super::isolation`]): one for the
+//! server's own scripts, one per isolated route (per owner, on a run-as-owner route). The
+//! supervisor ([`supervisor_main`]) starts them all, and is the only process that may keep
+//! the privilege to start them as other users. This module is the server's client for both.
 //!
-//! Protocol ([`wire`]): a `SOCK_SEQPACKET` socketpair. The server sends a spawn request
-//! with the child's stdin, stdout and stderr as SCM_RIGHTS; the helper answers `Spawned`
-//! or `Failed`, and later `Exited` with the raw wait status once it has reaped the child.
-//! Messages are ordered, so `Spawned` always precedes its `Exited`.
+//! Protocol ([`wire`]): a `SOCK_SEQPACKET` socketpair per process. The server sends a spawn
+//! request with the child's stdin, stdout and stderr as SCM_RIGHTS; the helper answers
+//! `Spawned` or `Failed`, and later `Exited` with the raw wait status once it has reaped the
+//! child. Messages are ordered, so `Spawned` always precedes its `Exited`. The supervisor
+//! answers a request to start a helper (with the helper's end of a new socketpair) the same
+//! way; the helper's first message on that socket is `Ready` or why it cannot serve.
 //!
-//! If the helper dies, every pending spawn and exit wait fails, and later spawns fail (the
-//! request gets a 500) with an error in the log; it is not restarted — a helper that dies is
-//! a bug or an OOM kill worth noticing, and restarting from a runtime thread would make
-//! its parent-death signal fire when that thread ends. Scripts it had started keep running
-//! until their request ends; the server still stops their process groups, but their exit
-//! statuses are lost.
+//! If a helper dies, every pending spawn and exit wait fails, and later spawns fail (the
+//! request gets a 500) with an error in the log. Scripts it had started keep running until
+//! their request ends; the server still stops their process groups, but their exit statuses
+//! are lost.
 
 mod helper;
+mod process_loop;
+mod supervisor;
 pub(crate) mod wire;
 
 use std::collections::HashMap;
@@ -38,13 +43,12 @@ use nix::sys::socket::{
 use tokio::io::Interest;
 use tokio::net::UnixDatagram;
 use tokio::sync::oneshot;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
-pub(crate) use helper::helper_main;
-use wire::{Reply, MAX_REPLY, MAX_REQUEST};
-
-/// The hidden first argument that makes the cgigate binary run as the helper.
-pub(crate) const HELPER_ARG: &str = "__cgigate-spawner";
+pub(crate) use helper::{helper_main, HELPER_ARG};
+use process_loop::helper_exe;
+pub(crate) use supervisor::{supervisor_main, Table, SUPERVISOR_ARG};
+use wire::{Command, Reply, MAX_REPLY, MAX_REQUEST};
 
 /// A child the helper started.
 pub(crate) struct Spawned {
@@ -63,15 +67,16 @@ pub(crate) struct Prepared {
 /// What the reader task and the senders share.
 #[derive(Default)]
 struct State {
-    /// Spawn requests awaiting `Spawned`/`Failed`, by request id.
+    /// Requests awaiting `Spawned`/`Failed`, by request id.
     pending: HashMap<u64, oneshot::Sender<io::Result<Spawned>>>,
     /// Started children awaiting `Exited`, by pid.
     exits: HashMap<i32, oneshot::Sender<ExitStatus>>,
-    /// The helper is gone: no more spawns.
+    /// The other side is gone: no more requests.
     dead: bool,
 }
 
-/// The server's side of the helper: one per server, shared by every CGI route.
+/// The server's side of one helper process — a spawn helper, or the supervisor, which
+/// speaks the same protocol to start helpers.
 pub(crate) struct Spawner {
     sock: Arc<UnixDatagram>,
     state: Arc<Mutex<State>>,
@@ -81,39 +86,90 @@ pub(crate) struct Spawner {
     helper_pid: u32,
 }
 
+/// A socket pair for a helper: ours non-blocking, theirs blocking (the helper uses plain
+/// blocking sends), both close-on-exec.
+fn helper_socket() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    // Room for large environments; the kernel caps this at wmem_max, and a request that
+    // still does not fit fails with EMSGSIZE and is spawned directly.
+    let _ = setsockopt(&ours, sockopt::SndBuf, &MAX_REQUEST);
+    let flags = OFlag::from_bits_truncate(fcntl(ours.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(
+        ours.as_raw_fd(),
+        FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK),
+    )?;
+    Ok((ours, theirs))
+}
+
 impl Spawner {
-    /// Start the helper and the task reading its replies. Needs a tokio runtime.
-    pub(crate) fn start() -> io::Result<Spawner> {
-        // Blocking socketpair; only the server's end is made non-blocking (below), so the
-        // helper can use plain blocking sends.
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )?;
-        // Room for large environments; the kernel caps this at wmem_max, and a request that
-        // still does not fit fails with EMSGSIZE and is spawned directly.
-        let _ = setsockopt(&ours, sockopt::SndBuf, &MAX_REQUEST);
-        let flags = OFlag::from_bits_truncate(fcntl(ours.as_raw_fd(), FcntlArg::F_GETFL)?);
-        fcntl(
-            ours.as_raw_fd(),
-            FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK),
-        )?;
-        // The helper's end becomes its stdin: std dup2s it onto fd 0 in the child, which
-        // clears close-on-exec on that copy only. Mapping it to fd 3 would need pre_exec
-        // (unsafe), and clearing FD_CLOEXEC on it in the server would let any process
-        // spawned meanwhile on another thread inherit it. The helper's children get their
-        // own stdin, so the socket never reaches a script.
+    /// Start the supervisor with `table`, and the task reading its replies. Needs a tokio
+    /// runtime; call it from the thread that lives as long as the server (its parent-death
+    /// signal is tied to that thread).
+    pub(crate) fn start_supervisor(table: &Table) -> io::Result<Spawner> {
+        let (ours, theirs) = helper_socket()?;
+        let json = serde_json::to_string(table).map_err(io::Error::other)?;
+        // Its end becomes its stdin: std dup2s it onto fd 0 in the child, which clears
+        // close-on-exec on that copy only. Mapping it to fd 3 would need pre_exec (unsafe),
+        // and clearing FD_CLOEXEC on it in the server would let any process spawned
+        // meanwhile on another thread inherit it.
         let exe = helper_exe();
         let mut child = tokio::process::Command::new(&exe)
-            .arg(HELPER_ARG)
+            .arg(SUPERVISOR_ARG)
+            .arg(json)
             .stdin(Stdio::from(theirs))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", exe.display())))?;
-        let helper_pid = child.id().unwrap_or(0);
+        let pid = child.id().unwrap_or(0);
+        let spawner = Spawner::over(ours, pid)?;
+        let (sock, state) = (spawner.sock.clone(), spawner.state.clone());
+        tokio::spawn(async move {
+            let why = read_replies(&sock, &state, None).await;
+            fail_all(&state);
+            let status = child.wait().await;
+            error!(
+                reason = %why,
+                status = ?status.ok(),
+                "the CGI supervisor is gone; CGI requests will fail until the server restarts"
+            );
+        });
+        debug!(pid, "CGI supervisor started");
+        Ok(spawner)
+    }
+
+    /// Have the supervisor start a helper for row `profile` of its table (as `owner`, on a
+    /// run-as-owner route), and wait until it has applied its profile. The error is the
+    /// helper's own reason when it could not.
+    pub(crate) async fn start_helper(
+        &self,
+        profile: u32,
+        owner: Option<u32>,
+        name: &str,
+    ) -> Result<Spawner, String> {
+        let (ours, theirs) = helper_socket().map_err(|e| format!("socketpair: {e}"))?;
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let command = Command::StartHelper { id, profile, owner }.encode();
+        let started = self
+            .request(id, &command, &[theirs.as_fd()])
+            .await
+            .map_err(|e| format!("the supervisor cannot start it: {e}"))?;
+        drop(theirs);
+        let pid = u32::try_from(started.pid).unwrap_or(0);
+        let helper = Spawner::over(ours, pid).map_err(|e| e.to_string())?;
+        let sandbox = helper.ready().await?;
+        helper.read_in_background(name.to_string());
+        debug!(pid, helper = name, sandbox, "CGI spawn helper ready");
+        Ok(helper)
+    }
+
+    /// A client over our end of a connected socket to process `pid`.
+    fn over(ours: OwnedFd, pid: u32) -> io::Result<Spawner> {
         let dev_null = OwnedFd::from(std::fs::File::open("/dev/null")?);
         // tokio has no safe registration for an arbitrary descriptor (AsyncFd::register is
         // unsafe); a UnixDatagram is registered safely, and its send/recv and readiness work
@@ -121,26 +177,59 @@ impl Spawner {
         let sock = Arc::new(UnixDatagram::from_std(
             std::os::unix::net::UnixDatagram::from(ours),
         )?);
-        let state = Arc::new(Mutex::new(State::default()));
-        let (reader_sock, reader_state) = (sock.clone(), state.clone());
-        tokio::spawn(async move {
-            let why = read_replies(&reader_sock, &reader_state).await;
-            fail_all(&reader_state);
-            let status = child.wait().await;
-            error!(
-                reason = %why,
-                status = ?status.ok(),
-                "the CGI spawn helper is gone; CGI requests will fail until the server restarts"
-            );
-        });
-        debug!(pid = helper_pid, "CGI spawn helper started");
         Ok(Spawner {
             sock,
-            state,
+            state: Arc::new(Mutex::new(State::default())),
             ids: AtomicU64::new(1),
             dev_null,
-            helper_pid,
+            helper_pid: pid,
         })
+    }
+
+    /// A new helper's first message: `Ready` (with its sandbox's state) or why not.
+    async fn ready(&self) -> Result<u8, String> {
+        let mut buf = [0u8; MAX_REPLY];
+        let n = self
+            .sock
+            .recv(&mut buf)
+            .await
+            .map_err(|e| format!("reading from the helper: {e}"))?;
+        match buf.get(..n).map(Reply::decode) {
+            Some(Ok(Reply::Ready { sandbox })) => Ok(sandbox),
+            Some(Ok(Reply::Unusable { reason })) => Err(reason),
+            _ if n == 0 => Err("the helper exited at once".to_string()),
+            _ => Err("the helper said something unexpected".to_string()),
+        }
+    }
+
+    /// Dispatch a helper's replies in a task of its own, until it goes away.
+    fn read_in_background(&self, name: String) {
+        let (sock, state) = (self.sock.clone(), self.state.clone());
+        tokio::spawn(async move {
+            let why = read_replies(&sock, &state, None).await;
+            fail_all(&state);
+            warn!(helper = name, reason = %why, "a CGI spawn helper is gone");
+        });
+    }
+
+    /// Whether the process is known to be gone.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .dead
+    }
+
+    /// Ask the helper to signal one of the groups it started.
+    pub(crate) fn signal(&self, pgid: i32, signal: nix::sys::signal::Signal) {
+        let bytes = Command::Signal {
+            pgid,
+            signal: signal as i32,
+        }
+        .encode();
+        // A full socket buffer drops the signal; the caller falls back on the group's own
+        // end, a timeout's SIGKILL, or the helper's.
+        let _ = self.sock.try_send(&bytes);
     }
 
     /// The helper's pid.
@@ -187,6 +276,11 @@ impl Spawner {
         stdio: [BorrowedFd<'_>; 3],
     ) -> io::Result<Spawned> {
         let Prepared { id, bytes } = request;
+        self.request(id, &bytes, &stdio).await
+    }
+
+    /// Send one request carrying `fds` and wait for its `Spawned` or `Failed`.
+    async fn request(&self, id: u64, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<Spawned> {
         let (tx, rx) = oneshot::channel();
         {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -195,7 +289,7 @@ impl Spawner {
             }
             state.pending.insert(id, tx);
         }
-        if let Err(e) = self.send(&bytes, stdio).await {
+        if let Err(e) = self.send(bytes, fds).await {
             self.state
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -207,9 +301,9 @@ impl Spawner {
             .map_err(|_| io::Error::other("the CGI spawn helper is gone"))?
     }
 
-    /// One datagram with the three descriptors; waits for buffer space without blocking.
-    async fn send(&self, request: &[u8], stdio: [BorrowedFd<'_>; 3]) -> io::Result<()> {
-        let fds = stdio.map(|fd| fd.as_raw_fd());
+    /// One datagram with its descriptors; waits for buffer space without blocking.
+    async fn send(&self, request: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        let fds: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let iov = [IoSlice::new(request)];
         let cmsg = [ControlMessage::ScmRights(&fds)];
         let fd = self.sock.as_raw_fd();
@@ -223,18 +317,8 @@ impl Spawner {
     }
 }
 
-/// The binary to re-execute. `/proc/self/exe` first: it still works after the file was
-/// replaced or deleted on disk (an upgrade while running); `current_exe` otherwise.
-fn helper_exe() -> std::path::PathBuf {
-    let proc_exe = Path::new("/proc/self/exe");
-    if proc_exe.exists() {
-        return proc_exe.to_path_buf();
-    }
-    std::env::current_exe().unwrap_or_else(|_| proc_exe.to_path_buf())
-}
-
-/// Dispatch replies until the helper goes away; returns why.
-async fn read_replies(sock: &UnixDatagram, state: &Mutex<State>) -> String {
+/// Dispatch replies until the other side goes away; returns why.
+async fn read_replies(sock: &UnixDatagram, state: &Mutex<State>, _name: Option<&str>) -> String {
     let mut buf = [0u8; MAX_REPLY * 2];
     loop {
         let n = match sock.recv(&mut buf).await {
@@ -276,6 +360,8 @@ fn dispatch(state: &Mutex<State>, reply: Reply) {
                 let _ = waiter.send(ExitStatus::from_raw(status));
             }
         }
+        // Only a new helper's first message, read by `ready`.
+        Reply::Ready { .. } | Reply::Unusable { .. } => {}
     }
 }
 

@@ -9,12 +9,13 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::{join_key, ConfigError, Source};
+use super::isolation::group_gid;
 use super::model::{
-    AccessLog, CgiConfig, LogConfig, OutputConfig, ServerConfig, TlsConfig,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SESSION_CACHE, MAX_MAX_HEADERS, MAX_MAX_HEAD_BYTES,
-    MIN_MAX_HEAD_BYTES,
+    AccessLog, CgiConfig, Identity, Limits, LogConfig, OutputConfig, RunAs, Sandbox, ServerConfig,
+    TlsConfig, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SESSION_CACHE, MAX_MAX_HEADERS,
+    MAX_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES,
 };
-use super::raw::{Field, RawCgi, RawLog, RawOutput, RawServer, RawTls};
+use super::raw::{Field, RawCgi, RawLimits, RawLog, RawOutput, RawSandbox, RawServer, RawTls};
 use super::units::{DurationValue, ListenAddr, SizeValue};
 
 /// A check on a value; the error is the message after the key.
@@ -88,7 +89,39 @@ impl Builder<'_> {
         set!(t, c.max_body_bytes, raw, &any);
         set!(t, c.shutdown_timeout, raw, &any);
         set!(t, c.half_close, raw, &any);
+        c.user = self.server_user(raw.user, raw.group)?;
         Ok(c)
+    }
+
+    /// `[server] user` and `group`: who the server becomes once it has bound its listeners.
+    fn server_user(
+        &self,
+        user: Field<String>,
+        group: Field<String>,
+    ) -> Result<Option<Identity>, ConfigError> {
+        let gid = self.group(group.as_ref(), "server.group")?;
+        let Some(user) = user else {
+            return match group {
+                Some(g) => Err(self
+                    .src
+                    .invalid(g.span(), "server.group", "needs server.user")),
+                None => Ok(None),
+            };
+        };
+        let identity = Identity::of_user(user.get_ref(), gid)
+            .map_err(|m| self.src.invalid(user.span(), "server.user", m))?;
+        Ok(Some(identity))
+    }
+
+    /// The gid of a `group` key, if present.
+    fn group(
+        &self,
+        group: Option<&Spanned<String>>,
+        key: &str,
+    ) -> Result<Option<u32>, ConfigError> {
+        group
+            .map(|g| group_gid(g.get_ref()).map_err(|m| self.src.invalid(g.span(), key, m)))
+            .transpose()
     }
 
     pub(crate) fn log(&self, raw: RawLog) -> Result<LogConfig, ConfigError> {
@@ -173,7 +206,180 @@ impl Builder<'_> {
                 .map(|(ext, program)| (ext.0, self.program(program.0)))
                 .collect();
         }
+        set!(t, c.min_uid, raw, &any);
+        set!(t, c.min_gid, raw, &any);
+        set!(t, c.nice, raw, &between(0, 19));
+        if let Some(limits) = raw.limits {
+            c.limits = self.limits(c.limits, limits.into_inner(), &join_key(table, "limits"))?;
+        }
+        if let Some(sandbox) = raw.sandbox {
+            let key = join_key(table, "sandbox");
+            c.sandbox = self.sandbox(c.sandbox, sandbox.into_inner(), &key)?;
+        }
+        if let Some(names) = raw.pass_headers {
+            c.pass_headers = self.header_names(names.into_inner(), table)?;
+        }
+        self.run_as(&mut c, raw.user, raw.group, raw.run_as_owner, table)?;
         Ok(c)
+    }
+
+    /// `user`, `group` and `run_as_owner` (each inherited key by key), resolved into whom
+    /// scripts run as; a target below `min_uid` or `min_gid` is refused here.
+    fn run_as(
+        &self,
+        c: &mut CgiConfig,
+        user: Field<String>,
+        group: Field<String>,
+        owner: Field<bool>,
+        table: &str,
+    ) -> Result<(), ConfigError> {
+        let key = |k: &str| join_key(table, k);
+        let owner_span = owner.as_ref().map(Spanned::span);
+        if let Some(owner) = owner {
+            c.run_as = if *owner.get_ref() {
+                RunAs::Owner
+            } else {
+                RunAs::Server
+            };
+        }
+        let user_span = user.as_ref().map(Spanned::span);
+        if let Some(user) = user {
+            c.user = Some(user.into_inner());
+            if owner_span.is_none() {
+                c.run_as = RunAs::Server;
+            }
+        }
+        let group_span = group.as_ref().map(Spanned::span);
+        if let Some(group) = group {
+            c.group = Some(group.into_inner());
+        }
+        let span = user_span
+            .clone()
+            .or(group_span.clone())
+            .or(owner_span.clone());
+        let Some(span) = span else {
+            return Ok(()); // nothing set here: the base stands
+        };
+        if c.run_as == RunAs::Owner {
+            if c.user.is_some() || c.group.is_some() {
+                let message = "user and group cannot be combined with run_as_owner = true";
+                return Err(self.src.invalid(span, key("run_as_owner"), message));
+            }
+            return Ok(());
+        }
+        let Some(name) = c.user.clone() else {
+            return match group_span {
+                Some(g) => Err(self.src.invalid(g, key("group"), "needs user")),
+                None => {
+                    c.run_as = RunAs::Server;
+                    Ok(())
+                }
+            };
+        };
+        let gid = match &c.group {
+            Some(g) => Some(group_gid(g).map_err(|m| {
+                self.src
+                    .invalid(group_span.clone().unwrap_or(span.clone()), key("group"), m)
+            })?),
+            None => None,
+        };
+        let identity = Identity::of_user(&name, gid).map_err(|m| {
+            self.src
+                .invalid(user_span.clone().unwrap_or(span.clone()), key("user"), m)
+        })?;
+        if identity.uid < c.min_uid {
+            let message = format!(
+                "user {name:?} has uid {}, below min_uid {} (set min_uid to allow it)",
+                identity.uid, c.min_uid
+            );
+            return Err(self
+                .src
+                .invalid(user_span.unwrap_or(span), key("user"), message));
+        }
+        if identity.gid < c.min_gid {
+            let message = format!(
+                "scripts would run with gid {}, below min_gid {} (set min_gid to allow it)",
+                identity.gid, c.min_gid
+            );
+            return Err(self.src.invalid(
+                group_span.or(user_span).unwrap_or(span),
+                key("group"),
+                message,
+            ));
+        }
+        c.run_as = RunAs::User(identity);
+        Ok(())
+    }
+
+    /// `limits = { … }` over `l`, key by key.
+    fn limits(&self, mut l: Limits, raw: RawLimits, table: &str) -> Result<Limits, ConfigError> {
+        let t = self.table(table);
+        if let Some(v) = raw.cpu {
+            l.cpu = Some(t.pick(Some(v), Duration::ZERO, "cpu", &at_least_a_second)?);
+        }
+        if let Some(v) = raw.memory {
+            l.memory = Some(t.pick(Some(v), 0u64, "memory", &at_least(1 << 20))?);
+        }
+        if let Some(v) = raw.processes {
+            l.processes = Some(t.pick(Some(v), 0u64, "processes", &at_least(1))?);
+        }
+        if let Some(v) = raw.open_files {
+            l.open_files = Some(t.pick(Some(v), 0u64, "open_files", &at_least(4))?);
+        }
+        if let Some(v) = raw.file_size {
+            l.file_size = Some(t.pick(Some(v), 0u64, "file_size", &any)?);
+        }
+        if let Some(v) = raw.core {
+            l.core = Some(t.pick(Some(v), 0u64, "core", &any)?);
+        }
+        Ok(l)
+    }
+
+    /// `sandbox = { … }` over `s`, key by key (a list replaces the inherited one).
+    fn sandbox(
+        &self,
+        mut s: Sandbox,
+        raw: RawSandbox,
+        table: &str,
+    ) -> Result<Sandbox, ConfigError> {
+        let t = self.table(table);
+        set!(t, s.enabled, raw, &any);
+        set!(t, s.tcp_connect, raw, &any);
+        set!(t, s.tcp_bind, raw, &any);
+        set!(t, s.best_effort, raw, &any);
+        if let Some(read) = raw.read {
+            s.read = self.paths(read.into_inner(), &join_key(table, "read"))?;
+        }
+        if let Some(write) = raw.write {
+            s.write = self.paths(write.into_inner(), &join_key(table, "write"))?;
+        }
+        Ok(s)
+    }
+
+    fn paths(&self, raw: Vec<Spanned<String>>, key: &str) -> Result<Vec<PathBuf>, ConfigError> {
+        raw.into_iter().map(|p| self.path(p, key)).collect()
+    }
+
+    /// `pass_headers`: field names (tokens), kept in lower case.
+    fn header_names(
+        &self,
+        raw: Vec<Spanned<String>>,
+        table: &str,
+    ) -> Result<Vec<String>, ConfigError> {
+        let key = join_key(table, "pass_headers");
+        raw.into_iter()
+            .map(|name| {
+                let text = name.get_ref();
+                let is_token = !text.is_empty()
+                    && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                if is_token {
+                    Ok(text.to_ascii_lowercase())
+                } else {
+                    let message = format!("{text:?} is not a header name (letters, digits and -)");
+                    Err(self.src.invalid(name.span(), key.clone(), message))
+                }
+            })
+            .collect()
     }
 
     /// A bare program name is left for `PATH` lookup, as a shell would; anything with a slash
@@ -262,6 +468,14 @@ impl Builder<'_> {
 
 fn any<T>(_: &T) -> Result<(), String> {
     Ok(())
+}
+
+fn at_least_a_second(d: &Duration) -> Result<(), String> {
+    if *d < Duration::from_secs(1) {
+        Err("must be at least 1s (RLIMIT_CPU counts whole seconds)".to_owned())
+    } else {
+        Ok(())
+    }
 }
 
 fn positive(d: &Duration) -> Result<(), String> {

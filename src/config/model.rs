@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use super::isolation::{Identity, Limits, RunAs, Sandbox, DEFAULT_MIN_ID};
+
 // The head and body limits' defaults belong to the parser that enforces them.
 pub use crate::http::head::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEAD_BYTES};
 
@@ -105,6 +107,9 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Keep serving clients that shut down only their sending side.
     pub half_close: bool,
+    /// Who the server runs as once it has bound its listeners (`user`, `group`); `None`:
+    /// whoever started it.
+    pub user: Option<Identity>,
 }
 
 /// `[log]`.
@@ -242,6 +247,24 @@ pub struct CgiConfig {
     /// (`python3`) is looked up in `PATH` at run time; a relative path containing `/` was
     /// resolved against the config's folder.
     pub interpreters: Vec<(String, PathBuf)>,
+    /// `user` as configured (the name).
+    pub user: Option<String>,
+    /// `group` as configured (the name).
+    pub group: Option<String>,
+    /// Who scripts run as, resolved from `user`, `group` and `run_as_owner`.
+    pub run_as: RunAs,
+    /// The lowest uid scripts may be switched to.
+    pub min_uid: u32,
+    /// The lowest gid scripts may be switched to.
+    pub min_gid: u32,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Niceness added to scripts (0 ..= 19).
+    pub nice: i32,
+    /// Non-empty: only these request headers (lower case) become `HTTP_*` variables.
+    pub pass_headers: Vec<String>,
+    /// The sandbox.
+    pub sandbox: Sandbox,
 }
 
 /// One `[[route]]`, with the server-wide output and CGI settings merged in.
@@ -335,6 +358,7 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             half_close: false,
+            user: None,
         }
     }
 }
@@ -378,6 +402,15 @@ impl Default for CgiConfig {
                 .iter()
                 .map(|(ext, program)| ((*ext).to_owned(), PathBuf::from(program)))
                 .collect(),
+            user: None,
+            group: None,
+            run_as: RunAs::Server,
+            min_uid: DEFAULT_MIN_ID,
+            min_gid: DEFAULT_MIN_ID,
+            limits: Limits::default_for_cgi(),
+            nice: 0,
+            pass_headers: Vec::new(),
+            sandbox: Sandbox::default(),
         }
     }
 }

@@ -46,6 +46,8 @@ pub(crate) struct RawServer {
     pub(crate) max_body_bytes: Field<SizeValue>,
     pub(crate) shutdown_timeout: Field<DurationValue>,
     pub(crate) half_close: Field<bool>,
+    pub(crate) user: Field<String>,
+    pub(crate) group: Field<String>,
 }
 
 /// `[log]`.
@@ -84,6 +86,39 @@ pub(crate) struct RawCgi {
     pub(crate) pass_env: Field<Vec<EnvName>>,
     pub(crate) env: Field<BTreeMap<EnvName, EnvValue>>,
     pub(crate) interpreters: Field<BTreeMap<Extension, Program>>,
+    pub(crate) user: Field<String>,
+    pub(crate) group: Field<String>,
+    pub(crate) run_as_owner: Field<bool>,
+    pub(crate) min_uid: Field<u32>,
+    pub(crate) min_gid: Field<u32>,
+    pub(crate) limits: Field<RawLimits>,
+    pub(crate) nice: Field<i32>,
+    pub(crate) pass_headers: Field<Vec<Spanned<String>>>,
+    pub(crate) sandbox: Field<RawSandbox>,
+}
+
+/// `limits = { … }` (SPEC §9).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub(crate) cpu: Field<DurationValue>,
+    pub(crate) memory: Field<SizeValue>,
+    pub(crate) processes: Field<u64>,
+    pub(crate) open_files: Field<u64>,
+    pub(crate) file_size: Field<SizeValue>,
+    pub(crate) core: Field<SizeValue>,
+}
+
+/// `[cgi.sandbox]`, or `sandbox = { … }` on a route (SPEC §9).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSandbox {
+    pub(crate) enabled: Field<bool>,
+    pub(crate) read: Field<Vec<Spanned<String>>>,
+    pub(crate) write: Field<Vec<Spanned<String>>>,
+    pub(crate) tcp_connect: Field<bool>,
+    pub(crate) tcp_bind: Field<bool>,
+    pub(crate) best_effort: Field<bool>,
 }
 
 /// One `[[route]]`. `flatten` cannot be combined with `deny_unknown_fields`, so the output and
@@ -114,6 +149,15 @@ pub(crate) struct RawRoute {
     pub(crate) pass_env: Field<Vec<EnvName>>,
     pub(crate) env: Field<BTreeMap<EnvName, EnvValue>>,
     pub(crate) interpreters: Field<BTreeMap<Extension, Program>>,
+    pub(crate) user: Field<String>,
+    pub(crate) group: Field<String>,
+    pub(crate) run_as_owner: Field<bool>,
+    pub(crate) min_uid: Field<u32>,
+    pub(crate) min_gid: Field<u32>,
+    pub(crate) limits: Field<RawLimits>,
+    pub(crate) nice: Field<i32>,
+    pub(crate) pass_headers: Field<Vec<Spanned<String>>>,
+    pub(crate) sandbox: Field<RawSandbox>,
 }
 
 /// The part of a route that says what it is, once its output and CGI settings are split off.
@@ -161,6 +205,15 @@ impl RawRoute {
             pass_env: self.pass_env,
             env: self.env,
             interpreters: self.interpreters,
+            user: self.user,
+            group: self.group,
+            run_as_owner: self.run_as_owner,
+            min_uid: self.min_uid,
+            min_gid: self.min_gid,
+            limits: self.limits,
+            nice: self.nice,
+            pass_headers: self.pass_headers,
+            sandbox: self.sandbox,
         };
         (head, output, cgi)
     }

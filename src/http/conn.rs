@@ -282,6 +282,7 @@ where
             keep_alive: false,
             completed: true,
             refused: true,
+            outcome: None,
         });
     }
 
@@ -366,6 +367,7 @@ where
             keep_alive: outcome == Outcome::KeepAlive,
             completed: outcome != Outcome::Gone,
             refused: ex.is_refused(),
+            outcome: S::outcome(call),
         });
     }
 

@@ -60,6 +60,8 @@ pub(crate) struct Record<'a> {
     /// The server answered the request itself because it was bad (a malformed, oversized
     /// or too slow head or body), not the handler.
     pub(crate) refused: bool,
+    /// What went wrong in the answer, when something did (`bad_output`, `cpu_limit` …).
+    pub(crate) outcome: Option<&'static str>,
 }
 
 /// The application a connection serves.
@@ -81,6 +83,9 @@ pub(crate) trait Service: Send + Sync + 'static {
 
     /// The request head of a call.
     fn head(call: &Self::Call) -> &RequestHead;
+
+    /// What went wrong in a call's answer, if anything did.
+    fn outcome(call: &Self::Call) -> Option<&'static str>;
 
     /// Whether [`Record`]s need wall-clock and elapsed times (reading clocks is a measurable
     /// share of a small exchange, so the connection skips it when nobody looks).

@@ -183,26 +183,46 @@ impl Server {
         v["open_connections"].as_u64().expect("open_connections")
     }
 
-    /// The scripts the server started, directly or through its spawn helper: (pid, state
-    /// letter), e.g. (123, 'Z') for a zombie. The helper itself is not one of them.
+    /// The scripts the server started, directly or through its spawn helpers: (pid, state
+    /// letter), e.g. (123, 'Z') for a zombie. The supervisor and helpers are not among them.
     pub fn children(&self) -> Vec<(u32, char)> {
-        let helper = self.helper();
+        let supervisor = self.supervisor();
         let mut found: Vec<_> = children_of(self.pid())
             .into_iter()
-            .filter(|&(pid, _)| Some(pid) != helper)
+            .filter(|&(pid, _)| Some(pid) != supervisor)
             .collect();
-        if let Some(helper) = helper {
+        for helper in self.helpers() {
             found.extend(children_of(helper));
         }
         found
     }
 
-    /// The CGI spawn helper, if the server has one running.
-    pub fn helper(&self) -> Option<u32> {
+    /// The CGI supervisor, if the server has one running.
+    pub fn supervisor(&self) -> Option<u32> {
         children_of(self.pid())
             .into_iter()
             .map(|(pid, _)| pid)
-            .find(|&pid| is_helper(pid))
+            .find(|&pid| is_role(pid, "__cgigate-supervisor"))
+    }
+
+    /// The CGI spawn helpers running (the supervisor's children).
+    pub fn helpers(&self) -> Vec<u32> {
+        self.supervisor()
+            .map(|s| {
+                children_of(s)
+                    .into_iter()
+                    .map(|(pid, _)| pid)
+                    .filter(|&p| is_helper(p))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The plain CGI spawn helper (the first the supervisor started), if one runs.
+    pub fn helper(&self) -> Option<u32> {
+        let mut helpers = self.helpers();
+        helpers.sort_unstable();
+        helpers.first().copied()
     }
 
     /// Open descriptors of the server process.
@@ -677,7 +697,12 @@ pub fn children_of(parent: u32) -> Vec<(u32, char)> {
 
 /// Whether `pid` is a cgigate spawn helper (its argv\[1] is the hidden helper argument).
 pub fn is_helper(pid: u32) -> bool {
+    is_role(pid, "__cgigate-spawner")
+}
+
+/// Whether `pid` is the cgigate binary run as `role` (its first argument).
+pub fn is_role(pid: u32, role: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| c.split(|&b| b == 0).nth(1) == Some(b"__cgigate-spawner".as_slice()))
+        .map(|c| c.split(|&b| b == 0).nth(1) == Some(role.as_bytes()))
         .unwrap_or(false)
 }

@@ -9,12 +9,112 @@ use std::fmt;
 /// up to 1 MiB and most of a head ends up in the environment; what does not fit is spawned
 /// directly by the server instead.
 pub(crate) const MAX_REQUEST: usize = 2 * 1024 * 1024;
-/// Largest reply: a tag, a u64 and an i32.
-pub(crate) const MAX_REPLY: usize = 16;
+/// Largest reply: a tag and a short message (a helper saying why it cannot serve).
+pub(crate) const MAX_REPLY: usize = 1024;
+/// Longest reason in an [`Reply::Unusable`].
+const MAX_REASON: usize = MAX_REPLY - 8;
 
 const TAG_SPAWNED: u8 = 1;
 const TAG_FAILED: u8 = 2;
 const TAG_EXITED: u8 = 3;
+const TAG_READY: u8 = 4;
+const TAG_UNUSABLE: u8 = 5;
+
+const TAG_SPAWN: u8 = 1;
+const TAG_SIGNAL: u8 = 2;
+const TAG_START_HELPER: u8 = 3;
+
+/// What the server asks of a helper (and of the supervisor, which only starts helpers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// Start a program (with three descriptors).
+    Spawn(Request),
+    /// Send `signal` to the process group `pgid`, one the helper started (its scripts may
+    /// run as a user the server cannot signal).
+    Signal {
+        /// The group.
+        pgid: i32,
+        /// The signal number.
+        signal: i32,
+    },
+    /// Supervisor only: start a helper for profile number `profile` (for scripts owned by
+    /// `owner`, on a route that runs them as their owner), serving the one descriptor sent
+    /// with this message.
+    StartHelper {
+        /// Echoed in the reply.
+        id: u64,
+        /// Index into the supervisor's table of profiles.
+        profile: u32,
+        /// The owner's uid, for a run-as-owner profile.
+        owner: Option<u32>,
+    },
+}
+
+impl Command {
+    /// The command in `buf`, which must hold exactly one.
+    pub(crate) fn decode(buf: &[u8]) -> Result<Command, Malformed> {
+        let (&tag, rest) = buf.split_first().ok_or(Malformed)?;
+        match tag {
+            TAG_SPAWN => Request::decode_body(rest).map(Command::Spawn),
+            TAG_SIGNAL => {
+                let mut r = Reader(rest);
+                let command = Command::Signal {
+                    pgid: r.i32()?,
+                    signal: r.i32()?,
+                };
+                r.end()?;
+                Ok(command)
+            }
+            TAG_START_HELPER => {
+                let mut r = Reader(rest);
+                let id = r.u64()?;
+                let profile = u32::from_le_bytes(r.array()?);
+                let owner = match r.array::<1>()? {
+                    [0] => None,
+                    [1] => Some(u32::from_le_bytes(r.array()?)),
+                    _ => return Err(Malformed),
+                };
+                r.end()?;
+                Ok(Command::StartHelper { id, profile, owner })
+            }
+            _ => Err(Malformed),
+        }
+    }
+
+    /// The datagram of a command other than a spawn (see [`encode_request`] for those).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32);
+        match self {
+            Command::Spawn(r) => return r.encode_owned(),
+            Command::Signal { pgid, signal } => {
+                out.push(TAG_SIGNAL);
+                out.extend_from_slice(&pgid.to_le_bytes());
+                out.extend_from_slice(&signal.to_le_bytes());
+            }
+            Command::StartHelper { id, profile, owner } => {
+                out.push(TAG_START_HELPER);
+                out.extend_from_slice(&id.to_le_bytes());
+                out.extend_from_slice(&profile.to_le_bytes());
+                match owner {
+                    None => out.push(0),
+                    Some(uid) => {
+                        out.push(1);
+                        out.extend_from_slice(&uid.to_le_bytes());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The id to answer a command with when it does not decode as a whole.
+    pub(crate) fn peek_id(buf: &[u8]) -> Option<u64> {
+        match buf.split_first() {
+            Some((&(TAG_SPAWN | TAG_START_HELPER), rest)) => Reader(rest).u64().ok(),
+            _ => None,
+        }
+    }
+}
 
 /// Start a program; the datagram carries exactly three descriptors: stdin, stdout, stderr.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,8 +131,8 @@ pub(crate) struct Request {
     pub env: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// What the helper says back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the helper (or the supervisor) says back.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Reply {
     /// Request `id` runs as `pid` (also its process group).
     Spawned {
@@ -54,6 +154,17 @@ pub(crate) enum Reply {
         pid: i32,
         /// As `waitpid` reports it (`ExitStatusExt::from_raw` rebuilds it).
         status: i32,
+    },
+    /// A helper's first message: it applied its profile and serves. `sandbox` says how
+    /// much of a sandbox the kernel enforces: 0 none (or none asked for), 1 part, 2 all.
+    Ready {
+        /// The sandbox's state.
+        sandbox: u8,
+    },
+    /// A helper's first and last message: it cannot apply its profile, and why.
+    Unusable {
+        /// The reason, for the server's log and start-up error.
+        reason: String,
     },
 }
 
@@ -84,7 +195,8 @@ where
 {
     let env_len: usize = env.clone().map(|(k, v)| k.len() + v.len() + 8).sum();
     let args_len: usize = args.clone().map(|a| a.len() + 4).sum();
-    let mut out = Vec::with_capacity(24 + program.len() + dir.len() + args_len + env_len);
+    let mut out = Vec::with_capacity(25 + program.len() + dir.len() + args_len + env_len);
+    out.push(TAG_SPAWN);
     out.extend_from_slice(&id.to_le_bytes());
     put_bytes(&mut out, program);
     put_count(&mut out, args.len());
@@ -102,8 +214,7 @@ where
 
 impl Request {
     /// The datagram.
-    #[cfg(test)]
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode_owned(&self) -> Vec<u8> {
         encode_request(
             self.id,
             &self.program,
@@ -113,8 +224,8 @@ impl Request {
         )
     }
 
-    /// The request in `buf`, which must hold exactly one.
-    pub(crate) fn decode(buf: &[u8]) -> Result<Request, Malformed> {
+    /// The request after its tag.
+    fn decode_body(buf: &[u8]) -> Result<Request, Malformed> {
         let mut r = Reader(buf);
         let id = r.u64()?;
         let program = r.bytes()?.to_vec();
@@ -134,17 +245,12 @@ impl Request {
             env,
         })
     }
-
-    /// The id of a request that may not decode as a whole, so it can still be answered.
-    pub(crate) fn peek_id(buf: &[u8]) -> Option<u64> {
-        Reader(buf).u64().ok()
-    }
 }
 
 impl Reply {
     /// The datagram.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(MAX_REPLY);
+        let mut out = Vec::with_capacity(16);
         match *self {
             Reply::Spawned { id, pid } => {
                 out.push(TAG_SPAWNED);
@@ -160,6 +266,18 @@ impl Reply {
                 out.push(TAG_EXITED);
                 out.extend_from_slice(&pid.to_le_bytes());
                 out.extend_from_slice(&status.to_le_bytes());
+            }
+            Reply::Ready { sandbox } => {
+                out.push(TAG_READY);
+                out.push(sandbox);
+            }
+            Reply::Unusable { ref reason } => {
+                out.push(TAG_UNUSABLE);
+                let mut end = reason.len().min(MAX_REASON);
+                while !reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                put_bytes(&mut out, reason.get(..end).unwrap_or_default().as_bytes());
             }
         }
         out
@@ -181,6 +299,12 @@ impl Reply {
             TAG_EXITED => Reply::Exited {
                 pid: r.i32()?,
                 status: r.i32()?,
+            },
+            TAG_READY => Reply::Ready {
+                sandbox: r.array::<1>()?[0],
+            },
+            TAG_UNUSABLE => Reply::Unusable {
+                reason: String::from_utf8_lossy(r.bytes()?).into_owned(),
             },
             _ => return Err(Malformed),
         };
@@ -269,8 +393,11 @@ mod tests {
     #[test]
     fn requests_round_trip() {
         let r = sample();
-        assert_eq!(Request::decode(&r.encode()), Ok(r.clone()));
-        assert_eq!(Request::peek_id(&r.encode()), Some(r.id));
+        assert_eq!(
+            Command::decode(&r.encode_owned()),
+            Ok(Command::Spawn(r.clone()))
+        );
+        assert_eq!(Command::peek_id(&r.encode_owned()), Some(r.id));
         let empty = Request {
             id: 0,
             program: Vec::new(),
@@ -278,7 +405,43 @@ mod tests {
             dir: Vec::new(),
             env: Vec::new(),
         };
-        assert_eq!(Request::decode(&empty.encode()), Ok(empty));
+        assert_eq!(
+            Command::decode(&empty.encode_owned()),
+            Ok(Command::Spawn(empty))
+        );
+        for c in [
+            Command::Signal {
+                pgid: 77,
+                signal: 15,
+            },
+            Command::StartHelper {
+                id: 3,
+                profile: 1,
+                owner: None,
+            },
+            Command::StartHelper {
+                id: 4,
+                profile: 0,
+                owner: Some(1000),
+            },
+        ] {
+            assert_eq!(Command::decode(&c.encode()), Ok(c.clone()));
+        }
+        assert_eq!(
+            Command::peek_id(
+                &Command::StartHelper {
+                    id: 9,
+                    profile: 0,
+                    owner: None
+                }
+                .encode()
+            ),
+            Some(9)
+        );
+        assert_eq!(
+            Command::peek_id(&Command::Signal { pgid: 1, signal: 9 }.encode()),
+            None
+        );
     }
 
     #[test]
@@ -294,22 +457,35 @@ mod tests {
                 status: 0x0f00,
             },
             Reply::Exited { pid: 1, status: -1 },
+            Reply::Ready { sandbox: 2 },
+            Reply::Unusable {
+                reason: "landlock: not supported".into(),
+            },
+            Reply::Unusable {
+                reason: "é".repeat(MAX_REPLY),
+            },
         ] {
             let bytes = r.encode();
             assert!(bytes.len() <= MAX_REPLY);
-            assert_eq!(Reply::decode(&bytes), Ok(r));
+            let back = Reply::decode(&bytes).unwrap();
+            match (&r, &back) {
+                (Reply::Unusable { reason: a }, Reply::Unusable { reason: b }) => {
+                    assert!(a.starts_with(b.as_str()) && !b.is_empty());
+                }
+                _ => assert_eq!(back, r),
+            }
         }
     }
 
     #[test]
     fn every_truncation_and_extension_is_an_error() {
-        let bytes = sample().encode();
+        let bytes = sample().encode_owned();
         for n in 0..bytes.len() {
-            assert_eq!(Request::decode(&bytes[..n]), Err(Malformed), "cut at {n}");
+            assert_eq!(Command::decode(&bytes[..n]), Err(Malformed), "cut at {n}");
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert_eq!(Request::decode(&longer), Err(Malformed));
+        assert_eq!(Command::decode(&longer), Err(Malformed));
         let reply = Reply::Spawned { id: 1, pid: 2 }.encode();
         for n in 0..reply.len() {
             assert_eq!(Reply::decode(&reply[..n]), Err(Malformed), "cut at {n}");
@@ -320,9 +496,10 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         // Huge counts and lengths, and a cheap pseudo-random walk over byte patterns.
-        let mut huge = 1u64.to_le_bytes().to_vec();
+        let mut huge = vec![TAG_SPAWN];
+        huge.extend_from_slice(&1u64.to_le_bytes());
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(Request::decode(&huge), Err(Malformed));
+        assert_eq!(Command::decode(&huge), Err(Malformed));
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for len in 0..200usize {
             let buf: Vec<u8> = (0..len)
@@ -333,15 +510,15 @@ mod tests {
                     (seed & 0xff) as u8
                 })
                 .collect();
-            let _ = Request::decode(&buf);
+            let _ = Command::decode(&buf);
             let _ = Reply::decode(&buf);
         }
         // Flipping any single byte of a good request either decodes or errs, never panics.
-        let bytes = sample().encode();
+        let bytes = sample().encode_owned();
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0xff;
-            let _ = Request::decode(&b);
+            let _ = Command::decode(&b);
         }
     }
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, Location};
 pub use model::*;
 pub(crate) use route::check_prefix;
-pub(crate) use units::parse_duration;
+pub(crate) use units::{format_size, parse_duration};
 
 use build::Builder;
 use error::Source;

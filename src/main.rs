@@ -94,12 +94,15 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, cgigate::config::Confi
 
 fn check(config: &Config) -> ExitCode {
     match check_config(config) {
-        Ok(routes) => {
+        Ok(report) => {
             let name = config.source.as_ref().map_or_else(
                 || "built-in defaults".to_string(),
                 |p| p.display().to_string(),
             );
-            println!("{name}: ok ({routes} routes)");
+            println!("{name}: ok ({} routes)", config.routes.len());
+            for line in report {
+                println!("{line}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -75,7 +75,7 @@ fn capabilities_left() -> Option<String> {
         .find(|l| {
             l.split_whitespace()
                 .nth(1)
-                .is_some_and(|v| v.trim_start_matches('0') != "")
+                .is_some_and(|v| !v.trim_start_matches('0').is_empty())
         })
         .map(str::to_string)
 }

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
+use tracing::warn;
 
 use crate::cgi::isolation::{needs_profile, Profile};
 use crate::cgi::process::Registry;
+use crate::cgi::sandbox::{self, Level, Support};
 use crate::cgi::spawner::Table;
 use crate::cgi::{CgiHandler, CgiShared, Confinement};
 use crate::config::{Config, Identity, OutputConfig, Route, RouteKind, SpawnMode};
@@ -85,6 +87,10 @@ pub(crate) struct Built {
     pub(crate) plugins: Vec<Arc<Plugin>>,
     /// The spawn helpers the CGI routes need (row 0: the plain helper), if any.
     pub(crate) helpers: Option<HelperPlan>,
+    /// What each CGI route's scripts run with, in route order, for `cgigate check`.
+    pub(crate) isolation: Vec<Profile>,
+    /// What this kernel's Landlock enforces, if a route has a sandbox.
+    pub(crate) landlock: Option<Support>,
 }
 
 /// The helpers to start: the supervisor's table, and which rows to start at once.
@@ -132,12 +138,15 @@ pub(crate) fn build(
     }
     let router = Arc::new(Router::new(entries, config.output));
     cgi.dispatcher.set(&router);
+    let (helpers, isolation, landlock) = plan.finish(config);
     Ok(Built {
         router,
         cgi: cgi.registry.clone(),
         cgi_shared: cgi,
         plugins: plugins.0.into_iter().map(|(_, _, p)| p).collect(),
-        helpers: plan.finish(config),
+        helpers,
+        isolation,
+        landlock,
     })
 }
 
@@ -150,6 +159,10 @@ struct Planner {
     eager: Vec<(u32, RouteError)>,
     /// Whether a route starts scripts with the server's own identity.
     plain_cgi: bool,
+    /// Every CGI route's profile (the unconfined ones too), for `cgigate check`.
+    report: Vec<Profile>,
+    /// What Landlock enforces here, found when the first sandboxed route is placed.
+    landlock: Option<Support>,
 }
 
 impl Planner {
@@ -160,6 +173,8 @@ impl Planner {
             server,
             eager: Vec::new(),
             plain_cgi: false,
+            report: Vec::new(),
+            landlock: None,
         }
     }
 
@@ -171,18 +186,33 @@ impl Planner {
         handler: CgiHandler,
         fail: &dyn Fn(String) -> RouteError,
     ) -> Result<CgiHandler, RouteError> {
+        let profile = Profile::for_route(&route.prefix, &route.cgi, handler.roots(), &self.server);
+        self.report.push(profile.clone());
         if !needs_profile(&route.cgi, &self.server, config.cgi.limits.core) {
             self.plain_cgi = true;
             return Ok(handler);
         }
-        let profile = Profile::for_route(&route.prefix, &route.cgi, handler.roots(), &self.server);
         if route.cgi.limits.processes.is_some()
             && profile.identity.as_ref().is_some_and(Identity::is_root)
         {
             return Err(fail(
-                "limits.processes does nothing for scripts run as root (RLIMIT_NPROC does                  not apply to root); run them as another user, or drop the limit"
+                "limits.processes does nothing for scripts run as root (RLIMIT_NPROC does \
+                 not apply to root); run them as another user, or drop the limit"
                     .to_string(),
             ));
+        }
+        if let Some(rules) = &profile.sandbox {
+            let support = *self.landlock.get_or_insert_with(sandbox::support);
+            if let Some(why) = rules.refusal(support) {
+                return Err(fail(why));
+            }
+            if rules.best_effort && support.files == Level::None {
+                warn!(
+                    route = route.prefix,
+                    "sandbox: this kernel has no Landlock; the route's scripts run \
+                     unsandboxed (best_effort)"
+                );
+            }
         }
         let row = u32::try_from(self.profiles.len()).unwrap_or(u32::MAX);
         let foreign = !profile.is_identity_of(&self.server);
@@ -197,10 +227,11 @@ impl Planner {
         }))
     }
 
-    fn finish(self, config: &Config) -> Option<HelperPlan> {
+    /// The helpers to start, every CGI route's profile, and Landlock's support.
+    fn finish(self, config: &Config) -> (Option<HelperPlan>, Vec<Profile>, Option<Support>) {
         let plain = self.plain_cgi && config.cgi.spawn != SpawnMode::Direct;
         if !plain && self.profiles.len() == 1 {
-            return None;
+            return (None, self.report, self.landlock);
         }
         let mut eager = self.eager;
         if plain {
@@ -210,13 +241,14 @@ impl Planner {
             };
             eager.insert(0, (0, none));
         }
-        Some(HelperPlan {
+        let plan = HelperPlan {
             table: Table {
                 server: self.server,
                 profiles: self.profiles,
             },
             eager,
-        })
+        };
+        (Some(plan), self.report, self.landlock)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::access_log::AccessLog;
 use crate::app::App;
 use crate::cgi::helpers::Helpers;
 use crate::cgi::process::Registry;
-use crate::config::{Config, OutputConfig};
+use crate::config::{Config, Identity, OutputConfig, RouteKind};
 use crate::handler::{ConnInfo, Handler};
 use crate::http::conn::{self, Context, Settings};
 use crate::http::head::Limits;
@@ -85,8 +85,10 @@ impl ServerError {
 
 /// Check that `config` can be served, as `cgigate check` does: the TLS certificate and key
 /// load, folders and programs exist, plugins load and initialise (and are terminated
-/// again). Returns the number of routes.
-pub fn check_config(config: &Config) -> Result<usize, ServerError> {
+/// again), the sandboxes can be enforced. Returns the report `cgigate check` prints after
+/// its verdict: who the server runs as, and each route's handler and, for CGI routes, who
+/// its scripts run as, their limits and their sandbox.
+pub fn check_config(config: &Config) -> Result<Vec<String>, ServerError> {
     if let Some(tls) = &config.tls {
         crate::tls::server_config(tls)?;
     }
@@ -94,7 +96,35 @@ pub fn check_config(config: &Config) -> Result<usize, ServerError> {
     for plugin in &built.plugins {
         plugin.terminate(Duration::ZERO);
     }
-    Ok(config.routes.len())
+    let mut lines = vec![match &config.server.user {
+        Some(id) => format!(
+            "server: binds, then runs as {} (uid {}, gid {})",
+            id.user, id.uid, id.gid
+        ),
+        None => {
+            let me = Identity::current();
+            let hint = if me.is_root() {
+                "; set [server] user to drop root after binding"
+            } else {
+                ""
+            };
+            format!(
+                "server: runs as {} (uid {}), the user it is started as{hint}",
+                me.user, me.uid
+            )
+        }
+    }];
+    let mut profiles = built.isolation.iter();
+    for route in &config.routes {
+        lines.push(format!("{} -> {}", route.prefix, route.kind));
+        if matches!(route.kind, RouteKind::CgiDir(_) | RouteKind::CgiScript(_)) {
+            if let Some(profile) = profiles.next() {
+                let described = profile.describe(built.landlock);
+                lines.extend(described.into_iter().map(|l| format!("    {l}")));
+            }
+        }
+    }
+    Ok(lines)
 }
 
 /// A bound socket, plain or TLS.
@@ -164,6 +194,7 @@ impl Builder {
             cgi_shared,
             plugins,
             helpers,
+            ..
         } = routes::build(&config, mounted, &stats)?;
         if let Some(plan) = helpers {
             // Started here, on the main thread, before any connection and before the server

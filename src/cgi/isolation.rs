@@ -16,62 +16,12 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
-use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
-    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, ABI,
-};
 use nix::unistd::{Gid, Uid};
 use rustix::process::{Pid, Resource, Rlimit};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CgiConfig, Identity, Limits, RunAs};
-
-/// The Landlock ABI whose rights these rules are written for (Linux 6.15); on an older
-/// kernel the crate enforces what it can and says so.
-const LANDLOCK_ABI: ABI = ABI::V7;
-
-/// What scripts may read on every sandboxed route, beyond their own folder: the system's
-/// programs and libraries, and the few files under `/etc` that the C library and the common
-/// interpreters read. Not `/etc` as a whole: it holds secrets that a script run as root
-/// could otherwise read.
-const SYSTEM_READ: &[&str] = &[
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/libx32",
-    "/etc/ld.so.cache",
-    "/etc/ld.so.conf",
-    "/etc/ld.so.conf.d",
-    "/etc/localtime",
-    "/etc/timezone",
-    "/etc/nsswitch.conf",
-    "/etc/passwd",
-    "/etc/group",
-    "/etc/hosts",
-    "/etc/host.conf",
-    "/etc/resolv.conf",
-    "/etc/gai.conf",
-    "/etc/services",
-    "/etc/protocols",
-    "/etc/mime.types",
-    "/etc/os-release",
-    "/etc/locale.alias",
-    "/etc/ssl",
-    "/etc/ca-certificates",
-    "/etc/alternatives",
-    "/etc/gitconfig",
-    "/dev/urandom",
-    "/dev/random",
-    "/dev/zero",
-];
-/// Folders under `/etc` that interpreters read their settings from (`/etc/php`,
-/// `/etc/perl`, `/etc/python3.11` …), matched by the start of their name.
-const SYSTEM_READ_ETC_PREFIXES: &[&str] = &["php", "perl", "python"];
-/// What scripts may write on every sandboxed route.
-const SYSTEM_WRITE: &[&str] = &["/dev/null"];
+use super::sandbox::{self, SandboxRules, Support};
+use crate::config::{format_size, CgiConfig, Identity, Limits, RunAs};
 
 /// Everything a spawn helper is, and checks: one per isolated route (per owner, on a
 /// run-as-owner route), one for the server's own scripts.
@@ -97,21 +47,6 @@ pub(crate) struct Profile {
     pub(crate) programs: Option<Programs>,
     /// How strictly script files are checked.
     pub(crate) strict: Strict,
-}
-
-/// A route's sandbox as the helper applies it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SandboxRules {
-    /// Read and execute, beyond [`SYSTEM_READ`].
-    pub(crate) read: Vec<PathBuf>,
-    /// Everything.
-    pub(crate) write: Vec<PathBuf>,
-    /// Outgoing TCP allowed.
-    pub(crate) tcp_connect: bool,
-    /// Binding TCP ports allowed.
-    pub(crate) tcp_bind: bool,
-    /// Run with less (or none) where the kernel cannot enforce it.
-    pub(crate) best_effort: bool,
 }
 
 /// What a route's helper may start: scripts below its folders (or its one program), alone
@@ -248,7 +183,11 @@ impl Profile {
     /// sandbox is entered (with `no_new_privs`). Returns how much of the sandbox the
     /// kernel enforces: 0 none (or none asked for), 1 part, 2 all.
     pub(crate) fn apply_to_self(&self) -> Result<u8, String> {
-        let ruleset = self.sandbox.as_ref().map(build_ruleset).transpose()?;
+        let ruleset = self
+            .sandbox
+            .as_ref()
+            .map(sandbox::build_ruleset)
+            .transpose()?;
         if let Some(n) = self.limits.processes {
             // RLIMIT_NPROC counts the user's processes at each fork: set on the helper, it
             // bounds every script it starts, and its own spawns fail first (EAGAIN → 503).
@@ -261,20 +200,8 @@ impl Profile {
         let Some(ruleset) = ruleset else {
             return Ok(0);
         };
-        let status = ruleset
-            .restrict_self()
-            .map_err(|e| format!("entering the Landlock sandbox: {e}"))?;
         let best_effort = self.sandbox.as_ref().is_some_and(|s| s.best_effort);
-        match status.ruleset {
-            RulesetStatus::FullyEnforced => Ok(2),
-            RulesetStatus::PartiallyEnforced => Ok(1),
-            RulesetStatus::NotEnforced if best_effort => Ok(0),
-            RulesetStatus::NotEnforced => Err(
-                "this kernel does not enforce Landlock (set sandbox.best_effort = true to \
-                 run this route unsandboxed)"
-                    .to_string(),
-            ),
-        }
+        sandbox::enter(ruleset, best_effort)
     }
 
     /// Whether the helper may start `program` with `args`: a script below the profile's
@@ -302,6 +229,59 @@ impl Profile {
         }
         let uid = self.identity.as_ref().map_or(0, |id| id.uid);
         check_script(&real, self.strict, uid)
+    }
+
+    /// What `cgigate check` prints of this profile: who its scripts run as, what is
+    /// refused, their limits and niceness, their sandbox (`landlock`: what this kernel
+    /// enforces, known when some route has a sandbox).
+    pub(crate) fn describe(&self, landlock: Option<Support>) -> Vec<String> {
+        let who = match &self.identity {
+            Some(id) => format!(
+                "runs as {} (uid {}, gid {}, groups {})",
+                id.user,
+                id.uid,
+                id.gid,
+                if id.groups.is_empty() {
+                    "none".to_string()
+                } else {
+                    id.groups
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+            ),
+            None => format!(
+                "runs as each script's owner (uid >= {}, gid >= {})",
+                self.min_uid, self.min_gid
+            ),
+        };
+        let refuses = match self.strict {
+            Strict::No => "",
+            Strict::Foreign => "; refuses a script or folder writable by others",
+            Strict::Owner => {
+                "; refuses a script or folder writable by others or owned by another user"
+            }
+        };
+        let mut limits = describe_limits(&self.limits);
+        let core = self.limits.core.map_or_else(
+            || "core=unlimited".to_string(),
+            |c| format!("core={}", format_size(c)),
+        );
+        limits = [limits, core]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut lines = vec![
+            format!("{who}{refuses}"),
+            format!("limits: {limits} nice={}", self.nice),
+        ];
+        match (&self.sandbox, landlock) {
+            (Some(rules), Some(support)) => lines.extend(rules.describe(support)),
+            _ => lines.push("sandbox: none".to_string()),
+        }
+        lines
     }
 
     /// Put the per-script limits and niceness on a child just started.
@@ -349,21 +329,23 @@ fn rlimit(soft: u64, hard: u64) -> Rlimit {
     }
 }
 
-/// `cpu=30s memory=536870912 …`: the limits that are set.
+/// `cpu=30s memory=512MiB …`: the limits that are set, but `core`.
 pub(crate) fn describe_limits(l: &Limits) -> String {
     let mut parts = Vec::new();
     if let Some(cpu) = l.cpu {
         parts.push(format!("cpu={}s", cpu.as_secs()));
     }
-    for (name, value) in [
-        ("memory", l.memory),
-        ("processes", l.processes),
-        ("open_files", l.open_files),
-        ("file_size", l.file_size),
-    ] {
-        if let Some(v) = value {
-            parts.push(format!("{name}={v}"));
-        }
+    if let Some(bytes) = l.memory {
+        parts.push(format!("memory={}", format_size(bytes)));
+    }
+    if let Some(n) = l.processes {
+        parts.push(format!("processes={n}"));
+    }
+    if let Some(n) = l.open_files {
+        parts.push(format!("open_files={n}"));
+    }
+    if let Some(bytes) = l.file_size {
+        parts.push(format!("file_size={}", format_size(bytes)));
     }
     parts.join(" ")
 }
@@ -430,89 +412,10 @@ pub(crate) fn switch_identity(identity: &Identity) -> Result<(), String> {
     Ok(())
 }
 
-/// The Landlock ruleset of a sandbox, with every path that exists on this system.
-fn build_ruleset(rules: &SandboxRules) -> Result<RulesetCreated, String> {
-    let fail = |e: landlock::RulesetError| format!("Landlock: {e}");
-    let mut ruleset = Ruleset::default()
-        .handle_access(AccessFs::from_all(LANDLOCK_ABI))
-        .map_err(fail)?;
-    let mut net = BitFlags::<AccessNet>::empty();
-    if !rules.tcp_connect {
-        net |= AccessNet::ConnectTcp;
-    }
-    if !rules.tcp_bind {
-        net |= AccessNet::BindTcp;
-    }
-    if !net.is_empty() {
-        // Without a kernel that enforces it, "no TCP" would be a promise not kept.
-        let level = if rules.best_effort {
-            CompatLevel::BestEffort
-        } else {
-            CompatLevel::HardRequirement
-        };
-        ruleset = ruleset
-            .set_compatibility(level)
-            .handle_access(net)
-            .map_err(|e| format!("Landlock cannot refuse TCP here ({e}); set sandbox.best_effort = true to run without that rule"))?
-            .set_compatibility(CompatLevel::BestEffort);
-    }
-    let mut created = ruleset.create().map_err(fail)?;
-    let read = AccessFs::from_read(LANDLOCK_ABI);
-    let all = AccessFs::from_all(LANDLOCK_ABI);
-    for (path, access) in sandbox_paths(rules, read, all) {
-        let Ok(fd) = PathFd::new(&path) else {
-            continue; // not on this system (lib32, a missing /etc file)
-        };
-        let access = if path.is_dir() {
-            access
-        } else {
-            access & AccessFs::from_file(LANDLOCK_ABI)
-        };
-        created = created
-            .add_rule(PathBeneath::new(fd, access))
-            .map_err(|e| format!("Landlock rule for {}: {e}", path.display()))?;
-    }
-    Ok(created)
-}
-
-/// Every path of a sandbox with its rights: the system's, the route's reads, its writes.
-fn sandbox_paths(
-    rules: &SandboxRules,
-    read: BitFlags<AccessFs>,
-    all: BitFlags<AccessFs>,
-) -> Vec<(PathBuf, BitFlags<AccessFs>)> {
-    let etc = std::fs::read_dir("/etc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                SYSTEM_READ_ETC_PREFIXES
-                    .iter()
-                    .any(|pre| n.starts_with(pre))
-            })
-        });
-    SYSTEM_READ
-        .iter()
-        .map(PathBuf::from)
-        .chain(etc)
-        .chain(rules.read.iter().cloned())
-        .map(|p| (p, read))
-        .chain(
-            SYSTEM_WRITE
-                .iter()
-                .map(PathBuf::from)
-                .chain(rules.write.iter().cloned())
-                .map(|p| (p, all)),
-        )
-        .collect()
-}
-
 /// The limit a script's end points at, when the kernel names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LimitHit {
-    /// SIGXCPU (or the SIGKILL of the hard CPU limit that follows it).
+    /// SIGXCPU.
     Cpu,
     /// SIGXFSZ.
     FileSize,
@@ -571,8 +474,10 @@ mod tests {
         let mut cfg = CgiConfig::default();
         cfg.limits.cpu = Some(Duration::from_secs(1));
         assert!(needs_profile(&cfg, &server, Some(0)));
-        let mut cfg = CgiConfig::default();
-        cfg.nice = 5;
+        let cfg = CgiConfig {
+            nice: 5,
+            ..CgiConfig::default()
+        };
         assert!(needs_profile(&cfg, &server, Some(0)));
         let mut cfg = CgiConfig::default();
         cfg.sandbox.enabled = true;
@@ -581,8 +486,10 @@ mod tests {
 
     #[test]
     fn owners_below_the_minimum_are_refused() {
-        let mut cfg = CgiConfig::default();
-        cfg.run_as = RunAs::Owner;
+        let cfg = CgiConfig {
+            run_as: RunAs::Owner,
+            ..CgiConfig::default()
+        };
         let template = Profile::for_route("/u/", &cfg, vec![PathBuf::from("/tmp")], &identity(0));
         assert_eq!(template.identity, None);
         assert_eq!(template.strict, Strict::Owner);
@@ -631,7 +538,7 @@ mod tests {
         let p = Profile::for_route("/r/", &cfg, vec![root.clone()], &identity(0));
         assert!(p.check_program(&script, &[]).is_ok());
         assert!(p
-            .check_program(Path::new("python3"), &[script.clone()])
+            .check_program(Path::new("python3"), std::slice::from_ref(&script))
             .is_ok());
         let outside = p.check_program(Path::new("/bin/sh"), &[]).unwrap_err();
         assert!(outside.contains("not below"), "{outside}");
@@ -659,6 +566,6 @@ mod tests {
             None,
             "no limit, no claim"
         );
-        assert_eq!(describe_limits(&limits), "cpu=1s file_size=1");
+        assert_eq!(describe_limits(&limits), "cpu=1s file_size=1B");
     }
 }

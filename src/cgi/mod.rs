@@ -12,6 +12,7 @@ pub(crate) mod helpers;
 pub(crate) mod isolation;
 pub(crate) mod output;
 pub(crate) mod process;
+pub(crate) mod sandbox;
 pub mod script;
 pub(crate) mod spawner;
 pub(crate) mod spool;

@@ -206,6 +206,8 @@ impl Builder<'_> {
                 .map(|(ext, program)| (ext.0, self.program(program.0)))
                 .collect();
         }
+        let min_span = raw.min_uid.as_ref().map(Spanned::span);
+        let min_span = min_span.or(raw.min_gid.as_ref().map(Spanned::span));
         set!(t, c.min_uid, raw, &any);
         set!(t, c.min_gid, raw, &any);
         set!(t, c.nice, raw, &between(0, 19));
@@ -219,7 +221,14 @@ impl Builder<'_> {
         if let Some(names) = raw.pass_headers {
             c.pass_headers = self.header_names(names.into_inner(), table)?;
         }
+        let set_here = raw.user.is_some() || raw.group.is_some() || raw.run_as_owner.is_some();
         self.run_as(&mut c, raw.user, raw.group, raw.run_as_owner, table)?;
+        if let (false, Some(span), RunAs::User(identity)) = (set_here, min_span, &c.run_as) {
+            // An inherited user must clear this table's own minimum too.
+            if let Some((k, message)) = below_minimum(identity, &c) {
+                return Err(self.src.invalid(span, join_key(table, k), message));
+            }
+        }
         Ok(c)
     }
 
@@ -261,10 +270,13 @@ impl Builder<'_> {
             return Ok(()); // nothing set here: the base stands
         };
         if c.run_as == RunAs::Owner {
-            if c.user.is_some() || c.group.is_some() {
+            if user_span.is_some() || group_span.is_some() {
                 let message = "user and group cannot be combined with run_as_owner = true";
                 return Err(self.src.invalid(span, key("run_as_owner"), message));
             }
+            // This table's run_as_owner replaces an inherited user.
+            c.user = None;
+            c.group = None;
             return Ok(());
         }
         let Some(name) = c.user.clone() else {
@@ -287,25 +299,14 @@ impl Builder<'_> {
             self.src
                 .invalid(user_span.clone().unwrap_or(span.clone()), key("user"), m)
         })?;
-        if identity.uid < c.min_uid {
-            let message = format!(
-                "user {name:?} has uid {}, below min_uid {} (set min_uid to allow it)",
-                identity.uid, c.min_uid
-            );
-            return Err(self
-                .src
-                .invalid(user_span.unwrap_or(span), key("user"), message));
-        }
-        if identity.gid < c.min_gid {
-            let message = format!(
-                "scripts would run with gid {}, below min_gid {} (set min_gid to allow it)",
-                identity.gid, c.min_gid
-            );
-            return Err(self.src.invalid(
-                group_span.or(user_span).unwrap_or(span),
-                key("group"),
-                message,
-            ));
+        if let Some((k, message)) = below_minimum(&identity, c) {
+            let at = if k == "min_uid" {
+                user_span.unwrap_or(span)
+            } else {
+                group_span.or(user_span).unwrap_or(span)
+            };
+            let k = if k == "min_uid" { "user" } else { "group" };
+            return Err(self.src.invalid(at, key(k), message));
         }
         c.run_as = RunAs::User(identity);
         Ok(())
@@ -464,6 +465,29 @@ impl Builder<'_> {
         }
         Ok(addrs)
     }
+}
+
+/// Which minimum (`min_uid` or `min_gid`) `identity` falls below, and the message.
+fn below_minimum(identity: &Identity, c: &CgiConfig) -> Option<(&'static str, String)> {
+    if identity.uid < c.min_uid {
+        return Some((
+            "min_uid",
+            format!(
+                "user {:?} has uid {}, below min_uid {} (set min_uid to allow it)",
+                identity.user, identity.uid, c.min_uid
+            ),
+        ));
+    }
+    if identity.gid < c.min_gid {
+        return Some((
+            "min_gid",
+            format!(
+                "scripts would run with gid {}, below min_gid {} (set min_gid to allow it)",
+                identity.gid, c.min_gid
+            ),
+        ));
+    }
+    None
 }
 
 fn any<T>(_: &T) -> Result<(), String> {

@@ -302,6 +302,19 @@ pub enum RouteKind {
     },
 }
 
+impl std::fmt::Display for RouteKind {
+    /// The key and value that chose it, as the config spells them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteKind::Handler(name) => write!(f, "handler {name}"),
+            RouteKind::StaticDir(dir) => write!(f, "static_dir {}", dir.display()),
+            RouteKind::CgiDir(dir) => write!(f, "cgi_dir {}", dir.display()),
+            RouteKind::CgiScript(program) => write!(f, "cgi_script {}", program.display()),
+            RouteKind::Plugin { path, .. } => write!(f, "plugin {}", path.display()),
+        }
+    }
+}
+
 /// `[tls]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsConfig {

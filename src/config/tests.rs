@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod isolation;
+
 /// SPEC §2, verbatim: the shipped example must always load.
 const SPEC_EXAMPLE: &str = r#"[server]
 listen = ["127.0.0.1:8080"]

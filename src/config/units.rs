@@ -90,6 +90,19 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| bad(": too large"))
 }
 
+/// A size as `parse_size` reads it: the largest binary unit that divides it exactly.
+pub(crate) fn format_size(bytes: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes != 0 && bytes % (1 << shift) == 0 {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    if bytes == 0 {
+        return "0".to_string();
+    }
+    format!("{bytes}B")
+}
+
 /// Parses `IP:PORT`.
 pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     text.parse().map_err(|_| {
@@ -274,6 +287,22 @@ impl<'de> Deserialize<'de> for Program {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_print_as_they_are_written() {
+        for (bytes, text) in [
+            (0, "0"),
+            (1, "1B"),
+            (1536, "1536B"),
+            (3072, "3KiB"),
+            (512 << 20, "512MiB"),
+            (1 << 30, "1GiB"),
+            (1000, "1000B"),
+        ] {
+            assert_eq!(format_size(bytes), text);
+            assert_eq!(parse_size(text), Ok(bytes));
+        }
+    }
 
     #[test]
     fn durations_in_every_unit() {

@@ -34,3 +34,5 @@ mod regressions;
 mod layers;
 // Malformed script output, one table: 502s that never split a response, and valid blocks.
 mod bad_scripts;
+// Isolation: dropping root, scripts as other users, limits, the sandbox, the allowlist.
+mod isolation;

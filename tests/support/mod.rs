@@ -706,3 +706,127 @@ pub fn is_role(pid: u32, role: &str) -> bool {
         .map(|c| c.split(|&b| b == 0).nth(1) == Some(role.as_bytes()))
         .unwrap_or(false)
 }
+
+/// Whether this test runs as root, as the isolation tests need. Under `CI=true` they must
+/// run, so not being root fails; elsewhere the test says plainly that it skipped.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test} needs root (CI runs the tests as root)");
+    }
+    let _ = writeln!(std::io::stderr(), "skipped: {test} needs root");
+    false
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|ids| ids.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Serialises changes to the account database (useradd and userdel lock it, and fail
+/// rather than wait).
+static ACCOUNTS: Mutex<()> = Mutex::new(());
+
+/// A user (and its own primary group, and one supplementary group) made for one test,
+/// removed again when dropped. Needs root.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// The supplementary group's name and gid.
+    pub extra: (String, u32),
+}
+
+impl TestUser {
+    /// `tag` (a few letters) makes the name unique among the tests of one run.
+    pub fn create(tag: &str) -> TestUser {
+        let name = format!("cgt{}{tag}", std::process::id());
+        let extra = format!("{name}x");
+        let _lock = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        for (program, args) in [
+            ("groupadd", vec![name.as_str()]),
+            ("groupadd", vec![extra.as_str()]),
+            (
+                "useradd",
+                vec![
+                    "-M",
+                    "-N",
+                    "-g",
+                    &name,
+                    "-G",
+                    &extra,
+                    "-s",
+                    "/usr/sbin/nologin",
+                    &name,
+                ],
+            ),
+        ] {
+            let status = Command::new(program)
+                .args(&args)
+                .status()
+                .unwrap_or_else(|e| panic!("{program}: {e}"));
+            assert!(status.success(), "{program} {args:?}: {status}");
+        }
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id").arg(flag).arg(&name).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        };
+        let gid_of = |group: &str| -> u32 {
+            let out = Command::new("getent")
+                .args(["group", group])
+                .output()
+                .unwrap();
+            let line = String::from_utf8_lossy(&out.stdout).to_string();
+            line.split(':').nth(2).unwrap().parse().unwrap()
+        };
+        TestUser {
+            uid: id("-u"),
+            gid: id("-g"),
+            extra: (extra.clone(), gid_of(&extra)),
+            name,
+        }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _lock = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        // Its processes are gone by now: the tests stop their servers first.
+        // userdel removes the user's own group too, as a rule; groupdel covers the rest.
+        for (program, args) in [
+            ("userdel", vec!["-f", self.name.as_str()]),
+            ("groupdel", vec![self.name.as_str()]),
+            ("groupdel", vec![self.extra.0.as_str()]),
+        ] {
+            let _ = Command::new(program)
+                .args(args)
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// `chown uid:gid path` and `chmod mode path`.
+pub fn own(path: &Path, uid: u32, gid: u32, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The `Uid:`, `Gid:`, `Groups:` and `Cap*:` lines of a process's status, by name.
+pub fn proc_status(pid: u32) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}

@@ -18,6 +18,7 @@ NAMES = {
     "cgigate-echo": "cgigate `handler = \"echo\"` (GET)",
     "cgigate-static": "cgigate `static_dir` (6-byte file)",
     "cgigate-plugin": "cgigate C plugin (examples/plugins/c/hello.c)",
+    "cgigate-isolated": "cgigate, isolated route (user, limits, sandbox)",
     "apache": "Apache 2.4 mod_cgid, mpm_event",
     "lighttpd": "lighttpd mod_cgi",
     "nginx": "nginx + fcgiwrap (4 workers)",
@@ -193,8 +194,16 @@ def main():
             w("")
             w(f"`wrk -t{wt} -c8` and `-c32`, {dur} s per run, `GET /cgi/{'hello' if wl == 'a' else 'hello.sh'}`.")
             w("")
-            w(rate_table(res, wl, ["c8", "c32"], PEERS + ["cgigate"]))
+            extra = ["cgigate-isolated"] if wl == "a" and res.runs("a", "c8", "cgigate-isolated") else []
+            w(rate_table(res, wl, ["c8", "c32"], PEERS + ["cgigate"] + extra))
             w("")
+            if extra:
+                w("The isolated row is `GET /isolated/hello`: the same program on a route with "
+                  "`user = \"nobody\"`, `limits` (cpu, memory, processes, open_files, "
+                  "file_size), `nice = 5` and `sandbox = { enabled = true, tcp_connect = false, "
+                  "tcp_bind = false }`, always started by that route's spawn helper "
+                  "(docs/isolation.md).")
+                w("")
     spawn2 = res.med("h", "w2", "spawn.c", "rate")
     spawn8 = res.med("h", "w8", "spawn.c", "rate")
     spawn = max(v for v in (spawn2, spawn8, 0) if v is not None) or None
@@ -329,6 +338,10 @@ def main():
             if mine and spawn:
                 T.append(f"| (a) {c}: cgigate ÷ spawn ceiling (h) | ≥ 90% | {100 * mine / spawn:.0f}% | "
                          f"{verdict(mine / spawn >= 0.9)} |")
+            iso = res.med(wl, c, "cgigate-isolated", "rps")
+            if mine and iso:
+                T.append(f"| (a) {c}: cost of isolation, plain ÷ isolated route | ≤ 1.10× | "
+                         f"{mine / iso:.2f}× | {verdict(mine / iso <= 1.10)} |")
     if res.has("c"):
         mine = res.med("c", "c8", "cgigate", "rps")
         best, who = best_peer(res, "c", "c8")

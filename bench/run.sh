@@ -196,6 +196,10 @@ done
 # and 1,000 requests per connection everywhere, connection limits raised to hold (g)'s idle
 # connections, nginx's request-body buffer at 1 MiB (= cgigate's spool_memory).
 FLUSH_AFTER_MS=50
+# (a)'s isolated row: the same scripts as /cgi/, run as nobody with limits and the sandbox
+# (SPEC §9). Switching users needs root; elsewhere the row runs without the user.
+ISOLATED_USER='user = "nobody"'
+[ "$(id -u)" = 0 ] || { ISOLATED_USER=''; log "not root: (a)'s isolated row runs without a user"; }
 cat >"$WORK/conf/cgigate.toml" <<EOF
 [server]
 listen = ["127.0.0.1:$PORT_CGIGATE"]
@@ -220,6 +224,14 @@ max_children = 64
 [[route]]
 prefix = "/cgi/"
 cgi_dir = "$CGI"
+
+[[route]]
+prefix = "/isolated/"
+cgi_dir = "$CGI"
+$ISOLATED_USER
+limits = { cpu = "30s", memory = "512MiB", processes = 4096, open_files = 256, file_size = "1GiB" }
+nice = 5
+sandbox = { enabled = true, tcp_connect = false, tcp_bind = false }
 
 [[route]]
 prefix = "/auto/"
@@ -465,6 +477,7 @@ done
 for m in auto buffer stream; do
     for p in hello big slow; do check cgigate "/$m/$p" "$p"; done
 done
+check cgigate /isolated/hello hello
 check cgigate /hello ok
 check cgigate /echo ok
 check cgigate /static/hello.txt ok
@@ -564,7 +577,10 @@ for round in $(seq "$ROUNDS"); do
     log "round $round of $ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     printf 'load_round%s\t%s\n' "$round" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$WORK/meta.tsv"
     if has a; then
-        for c in 8 32; do for s in $SERVERS; do run_wrk "$round" a "c$c" "$s" /cgi/hello "$c"; done; done
+        for c in 8 32; do
+            for s in $SERVERS; do run_wrk "$round" a "c$c" "$s" /cgi/hello "$c"; done
+            run_wrk "$round" a "c$c" cgigate-isolated /isolated/hello "$c"
+        done
     fi
     if has b; then
         for c in 8 32; do for s in $SERVERS; do run_wrk "$round" b "c$c" "$s" /cgi/hello.sh "$c"; done; done

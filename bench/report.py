@@ -200,7 +200,7 @@ def main():
             if extra:
                 w("The isolated row is `GET /isolated/hello`: the same program on a route with "
                   "`user = \"nobody\"`, `limits` (cpu, memory, processes, open_files, "
-                  "file_size), `nice = 5` and `sandbox = { enabled = true, tcp_connect = false, "
+                  "file_size) and `sandbox = { enabled = true, tcp_connect = false, "
                   "tcp_bind = false }`, always started by that route's spawn helper "
                   "(docs/isolation.md).")
                 w("")

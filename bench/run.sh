@@ -111,6 +111,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------
 # Tools and peers.
@@ -230,7 +231,6 @@ prefix = "/isolated/"
 cgi_dir = "$CGI"
 $ISOLATED_USER
 limits = { cpu = "30s", memory = "512MiB", processes = 4096, open_files = 256, file_size = "1GiB" }
-nice = 5
 sandbox = { enabled = true, tcp_connect = false, tcp_bind = false }
 
 [[route]]

@@ -168,6 +168,16 @@ pub enum GatewayError {
     /// The script wrote past its file-size limit (SIGXFSZ).
     #[error("script ended by its file_size limit (SIGXFSZ)")]
     FileSizeLimit,
+    /// The script failed (`cause`), exiting with `status`, on a route with limits the
+    /// kernel ends no script for by a signal of their own (memory, processes, open files):
+    /// the likely cause, which the log line names; the client gets `cause`'s status.
+    #[error("{cause} (script {status})")]
+    UnderLimits {
+        /// What the response saw.
+        cause: Box<GatewayError>,
+        /// How the script ended.
+        status: std::process::ExitStatus,
+    },
 }
 
 impl GatewayError {
@@ -197,6 +207,7 @@ impl GatewayError {
             | GatewayError::Unroutable
             | GatewayError::PluginFailed(_)
             | GatewayError::PluginThread(_) => status::INTERNAL_SERVER_ERROR,
+            GatewayError::UnderLimits { cause, .. } => cause.status(),
         }
     }
 
@@ -213,6 +224,9 @@ impl GatewayError {
                 warn!(script, error = %self, limits, "script ended by a limit");
             }
             GatewayError::Refused(_) => warn!(script, error = %self, "script refused"),
+            GatewayError::UnderLimits { .. } => {
+                warn!(script, error = %self, limits, "script failed under limits");
+            }
             _ => warn!(script, error = %self, limits, "gateway failure"),
         }
     }
@@ -235,6 +249,7 @@ impl GatewayError {
             GatewayError::Refused(_) => "refused",
             GatewayError::CpuLimit => "cpu_limit",
             GatewayError::FileSizeLimit => "file_size_limit",
+            GatewayError::UnderLimits { .. } => "failed_under_limits",
         }
     }
 }
@@ -265,6 +280,13 @@ mod tests {
             (GatewayError::HelperUnavailable("gone".into()), 500),
             (GatewayError::CpuLimit, 504),
             (GatewayError::FileSizeLimit, 502),
+            (
+                GatewayError::UnderLimits {
+                    cause: Box::new(GatewayError::NoResponse),
+                    status: std::os::unix::process::ExitStatusExt::from_raw(1 << 8),
+                },
+                502,
+            ),
         ];
         for (error, status) in cases {
             assert_eq!(error.status(), status, "{error}");

@@ -57,13 +57,11 @@ pub use server::{Builder, Server, ServerError};
 /// cgigate and serves CGI routes calls this first thing in `main`, before any thread or
 /// runtime exists, as the `cgigate` binary does.
 pub fn spawn_helper() -> Option<std::process::ExitCode> {
-    let mut args = std::env::args().skip(1);
-    let role = args.next()?;
-    let rest: Vec<String> = args.collect();
+    let role = std::env::args().nth(1)?;
     let code = if role == cgi::spawner::HELPER_ARG {
-        cgi::spawner::helper_main(&rest)
+        cgi::spawner::helper_main()
     } else if role == cgi::spawner::SUPERVISOR_ARG {
-        cgi::spawner::supervisor_main(&rest)
+        cgi::spawner::supervisor_main()
     } else {
         return None;
     };

@@ -295,7 +295,7 @@ type Crossing = (
     &'static str,
     &'static str,
     u16,
-    Option<&'static str>,
+    &'static str,
     &'static [&'static str],
 );
 
@@ -336,35 +336,35 @@ fn each_limit_is_crossed_by_a_script_written_to_cross_it() {
             "/cpu/",
             "spin",
             504,
-            Some("cpu_limit"),
+            "cpu_limit",
             &["script ended by a limit", "SIGXCPU", "cpu=1s"],
         ),
         (
             "/memory/",
             "alloc",
             502,
-            None,
+            "failed_under_limits",
             &["script failed under limits", "memory=64MiB"],
         ),
         (
             "/processes/",
             "forks",
             502,
-            None,
+            "failed_under_limits",
             &["script failed under limits", "processes=8"],
         ),
         (
             "/file_size/",
             "bigfile",
             502,
-            Some("file_size_limit"),
+            "file_size_limit",
             &["script ended by a limit", "SIGXFSZ", "file_size=1MiB"],
         ),
         (
             "/open_files/",
             "files",
             502,
-            None,
+            "failed_under_limits",
             &["script failed under limits", "open_files=16"],
         ),
     ];
@@ -375,10 +375,8 @@ fn each_limit_is_crossed_by_a_script_written_to_cross_it() {
         let mut parts = words.to_vec();
         parts.push(&target);
         log_line(&srv, &parts);
-        if let Some(outcome) = outcome {
-            let line = access_line(&srv, &target);
-            assert!(line.contains(&format!("outcome={outcome}")), "{line}");
-        }
+        let line = access_line(&srv, &target);
+        assert!(line.contains(&format!("outcome={outcome}")), "{line}");
         no_script_left(&srv);
         // The server is unaffected.
         assert_eq!(srv.get("/free/hello").status, 200);
@@ -564,17 +562,8 @@ fn processes_limits_on_scripts_run_as_root_are_a_config_error() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("cgi")).unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(
-        &path,
-        "[[route]]\nprefix = \"/r/\"\ncgi_dir = \"cgi\"\nlimits = { processes = 5 }\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cgigate"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let text = "[[route]]\nprefix = \"/r/\"\ncgi_dir = \"cgi\"\nlimits = { processes = 5 }\n";
+    let out = check(dir.path(), text, Path::new(env!("CARGO_BIN_EXE_cgigate")));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(":1: route /r/"), "{err}");

@@ -8,8 +8,8 @@
 //! as fast as unconfined ones (vfork, no `unsafe`), and a helper can do nothing its scripts
 //! could not. The limits that cannot live on the helper — CPU time (the helper's own would
 //! count), address space and open files (the helper needs its own) — are put on each child
-//! with `prlimit` right after the spawn, while the child is still loading its program
-//! (docs/isolation.md has the measurements behind this choice).
+//! with `prlimit` right after the spawn, while the child is still in the dynamic loader
+//! (docs/isolation.md has the measurements behind this choice, and the window it leaves).
 
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;

@@ -418,9 +418,8 @@ impl CgiHandler {
             let _ = timeout(std::time::Duration::from_millis(50), &mut err).await;
         }
         drop(err);
-        let status = process.stop().await;
-        if let Some(status) = status.filter(|s| !s.success()) {
-            self.exited_badly(status, script);
+        let status = process.stop().await.filter(|s| !s.success());
+        if let Some(status) = status {
             match isolation::limit_hit(status, &cfg.limits) {
                 Some(LimitHit::Cpu) => return Err(GatewayError::CpuLimit.into()),
                 Some(LimitHit::FileSize) => return Err(GatewayError::FileSizeLimit.into()),
@@ -430,16 +429,40 @@ impl CgiHandler {
         if timed_out {
             return Err(GatewayError::Timeout.into());
         }
-        match result {
-            Some(Ok(ended)) => Ok(ended),
-            Some(Err(failure)) => Err(output_error(failure)),
-            None => Err(GatewayError::NoResponse.into()),
-        }
+        let failed = match result {
+            Some(Ok(ended)) => {
+                if let Some(status) = status {
+                    self.exited_badly(status, script);
+                }
+                return Ok(ended);
+            }
+            Some(Err(failure)) => output_error(failure),
+            None => GatewayError::NoResponse.into(),
+        };
+        // No response because the script failed, on a route with limits: likely one of
+        // them (a failed allocation, fork or open), which the kernel does not name.
+        Err(match (failed, status) {
+            (
+                HandlerError::Gateway {
+                    error:
+                        error @ (GatewayError::BadOutput(_)
+                        | GatewayError::ReadOutput(_)
+                        | GatewayError::NoResponse),
+                    ..
+                },
+                Some(status),
+            ) if cfg.limits.is_limiting() => GatewayError::UnderLimits {
+                cause: Box::new(error),
+                status,
+            }
+            .into(),
+            (failed, _) => failed,
+        })
     }
 
-    /// A script that exited with a failure: on a route with limits, the log line names
-    /// them, the likely cause when the kernel sent no signal that says so (a failed
-    /// allocation under `memory`, a failed fork under `processes`).
+    /// A script that answered and then exited with a failure: on a route with limits, the
+    /// log line names them, the likely cause when the kernel sent no signal that says so (a
+    /// failed allocation under `memory`, a failed fork under `processes`).
     fn exited_badly(&self, status: std::process::ExitStatus, script: &str) {
         let limits = isolation::describe_limits(&self.cfg.limits);
         if limits.is_empty() {

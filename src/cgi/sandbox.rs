@@ -230,16 +230,12 @@ impl SandboxRules {
     /// What `cgigate check` prints: what scripts may read and write beyond the system's
     /// files, the TCP rules, and what this kernel enforces of it all.
     pub(crate) fn describe(&self, support: Support) -> Vec<String> {
-        let list = |paths: &[PathBuf]| {
-            if paths.is_empty() {
-                "nothing more".to_string()
-            } else {
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
+        // What every sandbox has, then the route's own paths.
+        let list = |always: &str, paths: &[PathBuf]| {
+            std::iter::once(always.to_string())
+                .chain(paths.iter().map(|p| p.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let allowed = |yes: bool| if yes { "allowed" } else { "refused" };
         let enforced = match (support.files, self.best_effort) {
@@ -256,10 +252,10 @@ impl SandboxRules {
         vec![
             format!("sandbox: {enforced}; no_new_privs"),
             format!(
-                "  read: the system's libraries and interpreters, {}",
-                list(&self.read)
+                "  read: {}",
+                list("the system's libraries and interpreters", &self.read)
             ),
-            format!("  write: /dev/null, {}", list(&self.write)),
+            format!("  write: {}", list("/dev/null", &self.write)),
             format!(
                 "  tcp: connect {}, bind {}{tcp_enforced}",
                 allowed(self.tcp_connect),

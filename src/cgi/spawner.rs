@@ -15,10 +15,11 @@
 //! answers a request to start a helper (with the helper's end of a new socketpair) the same
 //! way; the helper's first message on that socket is `Ready` or why it cannot serve.
 //!
-//! If a helper dies, every pending spawn and exit wait fails, and later spawns fail (the
-//! request gets a 500) with an error in the log. Scripts it had started keep running until
-//! their request ends; the server still stops their process groups, but their exit statuses
-//! are lost.
+//! If a helper dies, every pending spawn and exit wait fails (those requests get a 500),
+//! with an error in the log; the next request for its route has the supervisor start a new
+//! one ([`super::helpers`]). Scripts it had started keep running until their request ends;
+//! the server still stops their process groups, but their exit statuses are lost. If the
+//! supervisor dies, its helpers die with it and no new one can be started.
 
 mod helper;
 mod process_loop;
@@ -49,6 +50,9 @@ pub(crate) use helper::{helper_main, HELPER_ARG};
 use process_loop::helper_exe;
 pub(crate) use supervisor::{supervisor_main, Table, SUPERVISOR_ARG};
 use wire::{Command, Reply, MAX_REPLY, MAX_REQUEST};
+
+/// How long a new helper may take to apply its profile and say `Ready`.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A child the helper started.
 pub(crate) struct Spawned {
@@ -120,7 +124,7 @@ impl Spawner {
         let exe = helper_exe();
         let mut child = tokio::process::Command::new(&exe)
             .arg(SUPERVISOR_ARG)
-            .arg(json)
+            .env(process_loop::SETTINGS_VAR, json)
             .stdin(Stdio::from(theirs))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -130,7 +134,7 @@ impl Spawner {
         let spawner = Spawner::over(ours, pid)?;
         let (sock, state) = (spawner.sock.clone(), spawner.state.clone());
         tokio::spawn(async move {
-            let why = read_replies(&sock, &state, None).await;
+            let why = read_replies(&sock, &state).await;
             fail_all(&state);
             let status = child.wait().await;
             error!(
@@ -186,13 +190,14 @@ impl Spawner {
         })
     }
 
-    /// A new helper's first message: `Ready` (with its sandbox's state) or why not.
+    /// A new helper's first message: `Ready` (with its sandbox's state) or why not. A
+    /// helper applies its profile in milliseconds; one silent for [`READY_TIMEOUT`] is
+    /// treated as unable to serve.
     async fn ready(&self) -> Result<u8, String> {
         let mut buf = [0u8; MAX_REPLY];
-        let n = self
-            .sock
-            .recv(&mut buf)
+        let n = tokio::time::timeout(READY_TIMEOUT, self.sock.recv(&mut buf))
             .await
+            .map_err(|_| format!("the helper said nothing for {READY_TIMEOUT:?}"))?
             .map_err(|e| format!("reading from the helper: {e}"))?;
         match buf.get(..n).map(Reply::decode) {
             Some(Ok(Reply::Ready { sandbox })) => Ok(sandbox),
@@ -206,7 +211,7 @@ impl Spawner {
     fn read_in_background(&self, name: String) {
         let (sock, state) = (self.sock.clone(), self.state.clone());
         tokio::spawn(async move {
-            let why = read_replies(&sock, &state, None).await;
+            let why = read_replies(&sock, &state).await;
             fail_all(&state);
             warn!(helper = name, reason = %why, "a CGI spawn helper is gone");
         });
@@ -318,7 +323,7 @@ impl Spawner {
 }
 
 /// Dispatch replies until the other side goes away; returns why.
-async fn read_replies(sock: &UnixDatagram, state: &Mutex<State>, _name: Option<&str>) -> String {
+async fn read_replies(sock: &UnixDatagram, state: &Mutex<State>) -> String {
     let mut buf = [0u8; MAX_REPLY * 2];
     loop {
         let n = match sock.recv(&mut buf).await {

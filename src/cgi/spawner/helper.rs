@@ -1,5 +1,5 @@
-//! The spawn helper itself: the cgigate binary re-executed with `__cgigate-spawner PROFILE`,
-//! its stdin the helper's end of the socket. It applies its [`Profile`] to itself (user,
+//! The spawn helper itself: the cgigate binary re-executed as `__cgigate-spawner ROUTE`, its
+//! profile in its environment, its stdin the helper's end of the socket. It applies its [`Profile`] to itself (user,
 //! limit on processes, sandbox), says `Ready`, then serves: it starts the programs it is
 //! asked for with `std::process::Command` (no pre_exec, so std uses posix_spawn), after
 //! checking them against its profile, puts the per-script limits on each child, signals
@@ -25,18 +25,17 @@ use crate::cgi::isolation::Profile;
 /// The hidden first argument that makes the cgigate binary run as a spawn helper.
 pub(crate) const HELPER_ARG: &str = "__cgigate-spawner";
 
-/// Run the helper with the profile in `args` (JSON); returns the process exit code. The
-/// socket is stdin (fd 0).
-pub(crate) fn helper_main(args: &[String]) -> i32 {
+/// Run the helper with the profile in [`process_loop::SETTINGS_VAR`]; returns the process
+/// exit code. The socket is stdin (fd 0); the argument (the route) is for `ps` only.
+pub(crate) fn helper_main() -> i32 {
     if !process_loop::prepare(c"cgigate-spawner") {
         return 0;
     }
     let sock = std::io::stdin();
     let sock = sock.as_fd();
-    let profile: Profile = match args.first().map(|json| serde_json::from_str(json)) {
-        Some(Ok(p)) => p,
-        Some(Err(e)) => return unusable(sock, format!("bad profile: {e}")),
-        None => return unusable(sock, "no profile given".to_string()),
+    let profile: Profile = match process_loop::settings() {
+        Ok(p) => p,
+        Err(e) => return unusable(sock, format!("no profile: {e}")),
     };
     let sandbox = match profile.apply_to_self() {
         Ok(state) => state,
@@ -121,8 +120,9 @@ impl Helper {
         reply
     }
 
-    /// A child is running: give it its limits (while it is still loading its program), or
-    /// stop it if they cannot be given — it never runs without them.
+    /// A child is running: give it its limits (while it is still in the dynamic loader:
+    /// posix_spawn returns once its execve has succeeded), or stop it if they cannot be
+    /// given — it never runs on without them.
     fn started(&mut self, id: u64, pid: u32) -> Reply {
         let Ok(pgid) = i32::try_from(pid) else {
             return failed(id, Errno::EOVERFLOW);

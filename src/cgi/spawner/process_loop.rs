@@ -46,6 +46,18 @@ pub(crate) fn exit_code(end: End) -> i32 {
     }
 }
 
+/// The environment variable that carries a supervisor's table or a helper's profile (JSON):
+/// not an argument, so `ps` shows only the role and the route, and other users cannot read
+/// it (`/proc/PID/environ` is private to the process's user). Scripts never see it: a
+/// helper starts them with exactly the environment it is sent.
+pub(crate) const SETTINGS_VAR: &str = "CGIGATE_SPAWNER_SETTINGS";
+
+/// This process's settings from [`SETTINGS_VAR`].
+pub(crate) fn settings<T: serde::de::DeserializeOwned>() -> Result<T, String> {
+    let json = std::env::var(SETTINGS_VAR).map_err(|e| format!("{SETTINGS_VAR}: {e}"))?;
+    serde_json::from_str(&json).map_err(|e| format!("bad settings: {e}"))
+}
+
 /// Before serving: die with the parent, and take a name `ps` shows. False when the parent
 /// is gone already (nothing to serve).
 pub(crate) fn prepare(name: &CStr) -> bool {

@@ -1,7 +1,7 @@
 //! The supervisor: the one process that starts spawn helpers, and the only one that may keep
 //! the privilege to start them as other users once the server has dropped its own, as the
 //! root parents of Apache and nginx do. It does nothing else: it is the cgigate binary
-//! re-executed with `__cgigate-supervisor TABLE` before the server drops its privileges,
+//! re-executed as `__cgigate-supervisor` before the server drops its privileges,
 //! given then — while the server has parsed nothing from the network — the table of
 //! profiles it may start helpers for. Later the server only names a row of that table (and,
 //! for a run-as-owner row, the owner, which the supervisor checks against `min_uid`), so a
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::helper::HELPER_ARG;
 use super::process_loop::{self, Service};
 use super::wire::{Command as Message, Reply};
-use crate::cgi::isolation::{switch_identity, Profile};
+use crate::cgi::isolation::{switch_identity, Profile, Strict};
 use crate::config::Identity;
 
 /// The hidden first argument that makes the cgigate binary run as the supervisor.
@@ -45,16 +45,15 @@ impl Table {
     }
 }
 
-/// Run the supervisor with the table in `args` (JSON); returns the exit code. The socket
-/// to the server is stdin.
-pub(crate) fn supervisor_main(args: &[String]) -> i32 {
+/// Run the supervisor with the table in [`process_loop::SETTINGS_VAR`]; returns the exit
+/// code. The socket to the server is stdin.
+pub(crate) fn supervisor_main() -> i32 {
     if !process_loop::prepare(c"cgigate-super") {
         return 0;
     }
-    let table: Table = match args.first().map(|json| serde_json::from_str(json)) {
-        Some(Ok(table)) => table,
-        Some(Err(e)) => return refuse(&format!("bad table: {e}")),
-        None => return refuse("no table given"),
+    let table: Table = match process_loop::settings() {
+        Ok(table) => table,
+        Err(e) => return refuse(&format!("no table: {e}")),
     };
     if !table.needs_privilege() {
         if let Err(reason) = switch_identity(&table.server) {
@@ -67,6 +66,14 @@ pub(crate) fn supervisor_main(args: &[String]) -> i32 {
     };
     let sock = std::io::stdin();
     process_loop::exit_code(process_loop::serve(sock.as_fd(), &mut supervisor))
+}
+
+/// What `ps` shows of a helper: its route, and its owner on a run-as-owner route.
+fn helper_name(profile: &Profile) -> String {
+    match (&profile.identity, profile.strict) {
+        (Some(id), Strict::Owner) => format!("{} {}", profile.name, id.user),
+        _ => profile.name.clone(),
+    }
 }
 
 fn refuse(reason: &str) -> i32 {
@@ -121,7 +128,8 @@ impl Supervisor {
         };
         let spawned = Command::new(&self.exe)
             .arg(HELPER_ARG)
-            .arg(json)
+            .arg(helper_name(&profile))
+            .env(process_loop::SETTINGS_VAR, json)
             .stdin(Stdio::from(sock))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

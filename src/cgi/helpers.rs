@@ -1,11 +1,17 @@
-//! The server's spawn helpers: the supervisor that starts them, the plain helper for the
-//! server's own scripts (row 0 of the supervisor's table), one per isolated route, started
-//! at start-up so a profile that cannot be applied (a missing user, a kernel without
-//! Landlock) stops the start-up; and, on a run-as-owner route, one per owner, started at the
-//! first request for a script of that owner. A helper that has died is started again at
-//! the next request that needs it.
+//! The server's spawn helpers: the supervisor that starts them, a pool for the server's own
+//! scripts (row 0 of the supervisor's table), a pool per isolated route, started at
+//! start-up so a profile that cannot be applied (a missing user, a kernel without Landlock)
+//! stops the start-up; and, on a run-as-owner route, a pool per owner, started at the first
+//! requests for scripts of that owner. A helper that has died is started again at the next
+//! request that needs it.
+//!
+//! Why pools: `posix_spawn` holds its caller until the child has called `execve`, so one
+//! helper starts one script at a time and sits idle while each loads; with one helper per
+//! CPU the spawns of concurrent requests overlap as they do when the server spawns from
+//! several threads (measured: docs/isolation.md).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::spawner::{Spawner, Table};
@@ -13,14 +19,47 @@ use super::spawner::{Spawner, Table};
 /// One helper process that may not be there yet (or not any more).
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Spawner>>>>;
 
+/// Most helpers one profile gets, however many CPUs there are.
+const MAX_POOL: usize = 4;
+
+/// The helpers of one profile (of one owner, on a run-as-owner row), taken in turn.
+struct Pool {
+    slots: Vec<Slot>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    fn new(size: usize) -> Pool {
+        Pool {
+            slots: (0..size.max(1)).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next slot in turn.
+    fn pick(&self) -> &Slot {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        &self.slots[i]
+    }
+}
+
+/// How many helpers serve one profile: one per CPU, at most [`MAX_POOL`].
+pub(crate) fn pool_size() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, MAX_POOL)
+}
+
 /// Every helper of a server.
 pub(crate) struct Helpers {
     supervisor: Spawner,
     table: Table,
-    /// By row of the table: the helper, once started (run-as-owner rows stay empty).
-    fixed: Vec<Slot>,
+    /// Helpers per profile.
+    size: usize,
+    /// By row of the table: its helpers, once started (run-as-owner rows stay empty).
+    fixed: Vec<Pool>,
     /// Run-as-owner helpers, by (row, owner uid).
-    owners: Mutex<HashMap<(u32, u32), Slot>>,
+    owners: Mutex<HashMap<(u32, u32), Arc<Pool>>>,
 }
 
 impl Helpers {
@@ -28,36 +67,47 @@ impl Helpers {
     /// server's main thread, before it drops its privileges.
     pub(crate) fn start(table: Table) -> std::io::Result<Helpers> {
         let supervisor = Spawner::start_supervisor(&table)?;
-        let fixed = table.profiles.iter().map(|_| Slot::default()).collect();
+        let size = pool_size();
+        let fixed = table.profiles.iter().map(|_| Pool::new(size)).collect();
         Ok(Helpers {
             supervisor,
             table,
+            size,
             fixed,
             owners: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Start the helper of row `row` now (at start-up).
+    /// Start every helper of row `row` now (at start-up).
     pub(crate) async fn start_row(&self, row: u32) -> Result<(), String> {
-        self.row(row).await.map(|_| ())
+        for slot in &self.pool(row)?.slots {
+            self.started(slot, row, None).await?;
+        }
+        Ok(())
     }
 
-    /// The helper of a row that is not run-as-owner, started if it is not running yet.
+    /// A helper of a row that is not run-as-owner, started if it is not running yet.
     pub(crate) async fn row(&self, row: u32) -> Result<Arc<Spawner>, String> {
-        let slot = usize::try_from(row)
+        self.started(self.pool(row)?.pick(), row, None).await
+    }
+
+    fn pool(&self, row: u32) -> Result<&Pool, String> {
+        usize::try_from(row)
             .ok()
             .and_then(|i| self.fixed.get(i))
-            .ok_or_else(|| format!("no profile {row}"))?;
-        self.started(slot, row, None).await
+            .ok_or_else(|| format!("no profile {row}"))
     }
 
-    /// The helper for scripts of `owner` on the run-as-owner route of row `row`.
+    /// A helper for scripts of `owner` on the run-as-owner route of row `row`.
     pub(crate) async fn for_owner(&self, row: u32, owner: u32) -> Result<Arc<Spawner>, String> {
-        let slot = {
+        let pool = {
             let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
-            owners.entry((row, owner)).or_default().clone()
+            owners
+                .entry((row, owner))
+                .or_insert_with(|| Arc::new(Pool::new(self.size)))
+                .clone()
         };
-        self.started(&slot, row, Some(owner)).await
+        self.started(pool.pick(), row, Some(owner)).await
     }
 
     /// The helper in `slot`, started by the supervisor if there is none or it has died

@@ -164,6 +164,9 @@ impl Profile {
                 identity.user, identity.gid, self.min_gid
             ));
         }
+        if identity.is_root() && self.limits.processes.is_some() {
+            return Err("owner is root, whom limits.processes does not bind".to_string());
+        }
         Ok(Profile {
             identity: Some(identity),
             ..self.clone()
@@ -498,6 +501,15 @@ mod tests {
         let nobody = template.for_owner(65534).unwrap();
         assert_eq!(nobody.identity.unwrap().uid, 65534);
         assert!(template.for_owner(4_000_000).is_err(), "no account");
+        // Root, allowed by the minimums, is still no owner for a processes limit.
+        let mut cfg = cfg;
+        (cfg.min_uid, cfg.min_gid) = (0, 0);
+        let open = Profile::for_route("/u/", &cfg, vec![PathBuf::from("/tmp")], &identity(0));
+        assert!(open.for_owner(0).is_ok());
+        cfg.limits.processes = Some(10);
+        let limited = Profile::for_route("/u/", &cfg, vec![PathBuf::from("/tmp")], &identity(0));
+        let refused = limited.for_owner(0).unwrap_err();
+        assert!(refused.contains("does not bind"), "{refused}");
     }
 
     #[test]

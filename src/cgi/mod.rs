@@ -110,6 +110,8 @@ pub(crate) struct CgiHandler {
     inherited: Vec<(String, Vec<u8>)>,
     shared: Arc<CgiShared>,
     confinement: Option<Confinement>,
+    /// `cfg.limits` as the log names them (empty: none).
+    limits: String,
 }
 
 impl CgiHandler {
@@ -146,6 +148,7 @@ impl CgiHandler {
         let inherited = env::inherited(&cfg.pass_env, |n| std::env::var_os(n));
         CgiHandler {
             target,
+            limits: isolation::describe_limits(&cfg.limits),
             cfg,
             inherited,
             shared,
@@ -186,10 +189,9 @@ impl CgiHandler {
             Ok(s) => s,
             Err(refusal) => return res.plain(refusal.status(), refusal.as_str()).await,
         };
-        let limits = isolation::describe_limits(&self.cfg.limits);
         self.serve_script(req, res, &script)
             .await
-            .map_err(|e| e.of_program(&script.script_name, &limits))
+            .map_err(|e| e.of_program(&script.script_name, &self.limits))
     }
 
     /// Where the script starts from: a helper (and whether it confines it), or the server.
@@ -464,11 +466,10 @@ impl CgiHandler {
     /// log line names them, the likely cause when the kernel sent no signal that says so (a
     /// failed allocation under `memory`, a failed fork under `processes`).
     fn exited_badly(&self, status: std::process::ExitStatus, script: &str) {
-        let limits = isolation::describe_limits(&self.cfg.limits);
-        if limits.is_empty() {
+        if self.limits.is_empty() {
             debug!(%status, script, "script exit status");
         } else {
-            warn!(%status, script, limits, "script failed under limits");
+            warn!(%status, script, limits = self.limits, "script failed under limits");
         }
     }
 

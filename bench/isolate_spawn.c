@@ -4,10 +4,13 @@
  * with bench/isolate_spawn.sh (as root: the isolated modes switch to UID:GID).
  *   isolate_spawn MODE SECONDS PROGRAM [UID GID]
  * posix: posix_spawn, nothing else (today's plain spawn).
- * posix-confined: what cgigate does. The parent confines itself once, as a helper does
+ * posix-confined: the first design. The parent confines itself once, as a helper does
  *   (RLIMIT_NPROC, setgroups/setgid/setuid, PR_SET_NO_NEW_PRIVS, landlock_restrict_self),
  *   then per run posix_spawn and prlimit (CPU, AS, NOFILE, FSIZE, CORE) + setpriority on
- *   the child just started.
+ *   the child just started (which leaves the program running unlimited until then).
+ * vfork-confined: what cgigate does. The parent confined once, as above; per run
+ *   clone(CLONE_VM|CLONE_VFORK), and in the child dup2, setpgid, setrlimit (CPU, AS,
+ *   NOFILE, FSIZE, CORE), setpriority, the signal mask, execve.
  * fork: fork + dup2 + execve.
  * fork-isolated: the other design: fork, then in the child setrlimit (CPU, AS, NPROC,
  *   NOFILE, FSIZE, CORE), setpriority, setgroups/setgid/setuid, PR_SET_NO_NEW_PRIVS,
@@ -23,6 +26,8 @@
 struct ruleset_attr_v4 { __u64 handled_access_fs; __u64 handled_access_net; };
 #define NET_BIND_TCP (1ULL << 0)
 #define NET_CONNECT_TCP (1ULL << 1)
+#include <sched.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,10 +67,25 @@ static int make_ruleset(const char *dir){
 
 static void limit(int res, rlim_t soft, rlim_t hard){ struct rlimit r = {soft, hard}; if (setrlimit(res,&r)) _exit(120); }
 
+struct vchild { int out; const char *prog; char **argv; };
+static char vstack[64 * 1024];
+static int vfork_child(void *arg){
+    struct vchild *c = arg; sigset_t none; sigemptyset(&none);
+    dup2(c->out, 1); setpgid(0, 0);
+    limit(RLIMIT_CPU, 30, 31); limit(RLIMIT_AS, 512<<20, 512<<20); limit(RLIMIT_NOFILE, 256, 256);
+    limit(RLIMIT_FSIZE, 1<<30, 1<<30); limit(RLIMIT_CORE, 0, 0);
+    setpriority(PRIO_PROCESS, 0, 5); signal(SIGPIPE, SIG_DFL); sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(c->prog, c->argv, env); _exit(127);
+}
+
 static long run(const char *mode, const char *prog){
     int fds[2]; if (pipe2(fds, O_CLOEXEC)) return -1;
     char *argv[] = {(char*)prog, NULL}; pid_t pid;
-    if (!strncmp(mode,"posix",5)) {
+    if (!strcmp(mode, "vfork-confined")) {
+        struct vchild c = { fds[1], prog, argv };
+        pid = clone(vfork_child, vstack + sizeof vstack, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+        if (pid < 0) return -1;
+    } else if (!strncmp(mode,"posix",5)) {
         posix_spawn_file_actions_t fa; posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
         posix_spawnattr_t at; posix_spawnattr_init(&at);
@@ -117,7 +137,7 @@ int main(int argc, char **argv){
     const char *mode = argv[1]; double secs = atof(argv[2]); const char *prog = argv[3];
     uid = argc > 4 ? atoi(argv[4]) : 65534; gid = argc > 5 ? atoi(argv[5]) : 65534;
     char *d = strdup(prog); ruleset = make_ruleset(dirname(d));
-    if (!strcmp(mode, "posix-confined")) {
+    if (!strcmp(mode, "posix-confined") || !strcmp(mode, "vfork-confined")) {
         struct rlimit nproc = {4096, 4096};
         if (setrlimit(RLIMIT_NPROC, &nproc) || setgroups(1, &gid) || setgid(gid) || setuid(uid)
             || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || syscall(SYS_landlock_restrict_self, ruleset, 0)) {

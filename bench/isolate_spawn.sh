@@ -13,7 +13,7 @@ trap 'rm -rf "$OUT"' EXIT
 chmod 755 "$OUT"
 gcc -O2 -o "$OUT/isolate_spawn" "$BENCH/isolate_spawn.c"
 gcc -O2 -o "$OUT/hello" "$REPO/examples/cgi/hello.c"
-MODES="posix posix-confined fork fork-isolated"
+MODES="posix posix-confined vfork-confined fork fork-isolated"
 for round in $(seq "$ROUNDS"); do
     for mode in $MODES; do
         "$OUT/isolate_spawn" "$mode" "$SECS" "$OUT/hello" 65534 65534 | tee -a "$OUT/results"

@@ -5,7 +5,7 @@
 //! requests for scripts of that owner. A helper that has died is started again at the next
 //! request that needs it.
 //!
-//! Why pools: `posix_spawn` holds its caller until the child has called `execve`, so one
+//! Why pools: a vfork holds its caller until the child has called `execve`, so one
 //! helper starts one script at a time and sits idle while each loads; with one helper per
 //! CPU the spawns of concurrent requests overlap as they do when the server spawns from
 //! several threads (measured: docs/isolation.md).

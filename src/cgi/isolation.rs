@@ -4,12 +4,12 @@
 //! start; and what a script's end says about the limit that ended it.
 //!
 //! Why a helper per profile, confined as its scripts will be: identity, `no_new_privs`, the
-//! Landlock domain and RLIMIT_NPROC pass to every child of `posix_spawn`, so scripts start
-//! as fast as unconfined ones (vfork, no `unsafe`), and a helper can do nothing its scripts
-//! could not. The limits that cannot live on the helper — CPU time (the helper's own would
-//! count), address space and open files (the helper needs its own) — are put on each child
-//! with `prlimit` right after the spawn, while the child is still in the dynamic loader
-//! (docs/isolation.md has the measurements behind this choice, and the window it leaves).
+//! Landlock domain and RLIMIT_NPROC pass to every child it starts, so they cost nothing per
+//! spawn, and a helper can do nothing its scripts could not. The limits that cannot live on
+//! the helper — CPU time (the helper's own would count), address space and open files (the
+//! helper needs its own) — are set in each child between its vfork and its `execve`
+//! ([`super::spawner`]'s launcher), so a script never runs without them (docs/isolation.md
+//! has the measurements behind this choice).
 
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use nix::unistd::{Gid, Uid};
-use rustix::process::{Pid, Resource, Rlimit};
+use rustix::process::{Resource, Rlimit};
 use serde::{Deserialize, Serialize};
 
 use super::sandbox::{self, SandboxRules, Support};
@@ -287,42 +287,38 @@ impl Profile {
         lines
     }
 
-    /// Put the per-script limits and niceness on a child just started.
-    pub(crate) fn limit_child(&self, pid: u32) -> Result<(), String> {
-        let pid = i32::try_from(pid)
-            .ok()
-            .and_then(Pid::from_raw)
-            .ok_or("no such process")?;
+    /// The per-script limits, as (resource, soft, hard), and the niceness: what the helper
+    /// sets in each child between its fork and its `execve`, so a script never runs an
+    /// instruction without them.
+    pub(crate) fn child_limits(&self) -> ChildLimits {
+        use nix::sys::resource::Resource as R;
         let l = &self.limits;
-        let set = |resource: Resource, limit: Rlimit, name: &str| {
-            rustix::process::prlimit(Some(pid), resource, limit)
-                .map(|_| ())
-                .map_err(|e| format!("prlimit({name}): {e}"))
-        };
+        let mut rlimits = Vec::new();
         if let Some(cpu) = l.cpu {
             // The soft limit sends SIGXCPU, a named outcome; the hard one, a second later,
             // SIGKILL, for a script that ignores it.
             let soft = cpu.as_secs().max(1);
-            set(Resource::Cpu, rlimit(soft, soft + 1), "RLIMIT_CPU")?;
+            rlimits.push((R::RLIMIT_CPU, soft, soft + 1));
         }
-        if let Some(bytes) = l.memory {
-            set(Resource::As, rlimit(bytes, bytes), "RLIMIT_AS")?;
+        let same = |r: R, n: Option<u64>| n.map(|n| (r, n, n));
+        rlimits.extend(same(R::RLIMIT_AS, l.memory));
+        rlimits.extend(same(R::RLIMIT_NOFILE, l.open_files));
+        rlimits.extend(same(R::RLIMIT_FSIZE, l.file_size));
+        rlimits.extend(same(R::RLIMIT_CORE, l.core));
+        ChildLimits {
+            rlimits,
+            nice: self.nice,
         }
-        if let Some(n) = l.open_files {
-            set(Resource::Nofile, rlimit(n, n), "RLIMIT_NOFILE")?;
-        }
-        if let Some(bytes) = l.file_size {
-            set(Resource::Fsize, rlimit(bytes, bytes), "RLIMIT_FSIZE")?;
-        }
-        if let Some(bytes) = l.core {
-            set(Resource::Core, rlimit(bytes, bytes), "RLIMIT_CORE")?;
-        }
-        if self.nice != 0 {
-            rustix::process::setpriority_process(Some(pid), self.nice)
-                .map_err(|e| format!("setpriority: {e}"))?;
-        }
-        Ok(())
     }
+}
+
+/// What [`Profile::child_limits`] gives each script.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ChildLimits {
+    /// (resource, soft, hard).
+    pub(crate) rlimits: Vec<(nix::sys::resource::Resource, u64, u64)>,
+    /// Added to the script's niceness; 0: left alone.
+    pub(crate) nice: i32,
 }
 
 fn rlimit(soft: u64, hard: u64) -> Rlimit {

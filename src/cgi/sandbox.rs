@@ -3,7 +3,7 @@
 //!
 //! A helper builds its ruleset while it still has the privileges it started with (so it can
 //! open every folder it names), takes its identity, then enters the sandbox; its scripts
-//! inherit the domain and `no_new_privs` through `posix_spawn`.
+//! inherit the domain and `no_new_privs` through the vfork that starts them.
 
 use std::path::PathBuf;
 

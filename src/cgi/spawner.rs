@@ -22,6 +22,7 @@
 //! supervisor dies, its helpers die with it and no new one can be started.
 
 mod helper;
+mod launch;
 mod process_loop;
 mod supervisor;
 pub(crate) mod wire;

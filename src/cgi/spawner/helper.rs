@@ -1,26 +1,25 @@
 //! The spawn helper itself: the cgigate binary re-executed as `__cgigate-spawner ROUTE`, its
-//! profile in its environment, its stdin the helper's end of the socket. It applies its [`Profile`] to itself (user,
-//! limit on processes, sandbox), says `Ready`, then serves: it starts the programs it is
-//! asked for with `std::process::Command` (no pre_exec, so std uses posix_spawn), after
-//! checking them against its profile, puts the per-script limits on each child, signals
-//! their groups on request (its scripts may run as a user the server cannot signal), and
-//! reaps every child, reporting each exit. Single-threaded and blocking, as the supervisor
+//! profile in its environment, its stdin the helper's end of the socket. It applies its
+//! [`Profile`] to itself (user, limit on processes, sandbox), says `Ready`, then serves: it
+//! starts the programs it is asked for, after checking them against its profile, with the
+//! per-script limits set before they run ([`super::launch`]), signals their groups on
+//! request (its scripts may run as a user the server cannot signal), and reaps every child,
+//! reporting each exit. Single-threaded and blocking, as the supervisor
 //! is ([`super::process_loop`]).
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+use super::launch::{Launch, Launcher};
 use super::process_loop::{self, Service};
 use super::wire::{Command as Message, Reply, Request};
-use crate::cgi::isolation::Profile;
+use crate::cgi::isolation::{ChildLimits, Profile};
 
 /// The hidden first argument that makes the cgigate binary run as a spawn helper.
 pub(crate) const HELPER_ARG: &str = "__cgigate-spawner";
@@ -45,8 +44,10 @@ pub(crate) fn helper_main() -> i32 {
         return 0;
     }
     let mut helper = Helper {
+        limits: profile.child_limits(),
         profile,
         groups: Vec::new(),
+        launcher: Launcher::new(),
     };
     process_loop::exit_code(process_loop::serve(sock, &mut helper))
 }
@@ -60,6 +61,9 @@ fn unusable(sock: BorrowedFd<'_>, reason: String) -> i32 {
 
 struct Helper {
     profile: Profile,
+    /// What each child gets between its fork and its execve.
+    limits: ChildLimits,
+    launcher: Launcher,
     /// Process groups it started (a script's pid is its group): the only ones it signals.
     groups: Vec<i32>,
 }
@@ -89,54 +93,32 @@ impl Service for Helper {
 }
 
 impl Helper {
-    fn spawn(&mut self, req: &Request, [stdin, stdout, stderr]: [OwnedFd; 3]) -> Reply {
-        let os = |b: &[u8]| OsStr::from_bytes(b).to_owned();
-        let program = PathBuf::from(os(&req.program));
-        let args: Vec<PathBuf> = req.args.iter().map(|a| PathBuf::from(os(a))).collect();
+    fn spawn(&mut self, req: &Request, stdio: [OwnedFd; 3]) -> Reply {
+        let os = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+        let program = os(&req.program);
+        let args: Vec<PathBuf> = req.args.iter().map(|a| os(a)).collect();
         if let Err(reason) = self.profile.check_program(&program, &args) {
             eprintln!("cgigate spawner ({}): refused: {reason}", self.profile.name);
             return failed(req.id, Errno::EACCES);
         }
-        let mut cmd = Command::new(&program);
-        cmd.args(&args)
-            .current_dir(os(&req.dir))
-            .env_clear()
-            .envs(req.env.iter().map(|(k, v)| (os(k), os(v))))
-            .stdin(Stdio::from(stdin))
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr))
-            // Its own group (the server stops groups); no pre_exec, so std uses posix_spawn.
-            .process_group(0);
-        let reply = match cmd.spawn() {
-            Ok(child) => self.started(req.id, child.id()),
-            Err(e) => Reply::Failed {
-                id: req.id,
-                errno: e.raw_os_error().unwrap_or(Errno::EIO as i32),
-            },
+        let launch = Launch {
+            program: &req.program,
+            args: &req.args,
+            dir: &req.dir,
+            env: &req.env,
+            stdio: stdio.each_ref().map(AsRawFd::as_raw_fd),
         };
-        // Dropping the Command closes our copies of the child's descriptors (a std Child is
-        // neither killed nor waited for on drop: reaping is the SIGCHLD path's job).
-        drop(cmd);
-        reply
-    }
-
-    /// A child is running: give it its limits (while it is still in the dynamic loader:
-    /// posix_spawn returns once its execve has succeeded), or stop it if they cannot be
-    /// given — it never runs on without them.
-    fn started(&mut self, id: u64, pid: u32) -> Reply {
-        let Ok(pgid) = i32::try_from(pid) else {
-            return failed(id, Errno::EOVERFLOW);
-        };
-        if let Err(reason) = self.profile.limit_child(pid) {
-            eprintln!(
-                "cgigate spawner ({}): {reason}; script stopped",
-                self.profile.name
-            );
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-            return failed(id, Errno::EPERM);
+        // Our copies of the child's descriptors close when `stdio` drops, after the spawn.
+        match self.launcher.spawn(&launch, &self.limits) {
+            Ok(pgid) => {
+                self.groups.push(pgid);
+                Reply::Spawned {
+                    id: req.id,
+                    pid: pgid,
+                }
+            }
+            Err(errno) => failed(req.id, errno),
         }
-        self.groups.push(pgid);
-        Reply::Spawned { id, pid: pgid }
     }
 
     fn signal(&mut self, pgid: i32, signal: i32) {

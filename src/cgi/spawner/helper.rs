@@ -16,7 +16,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::launch::{Launch, Launcher};
+use super::launch::{Launch, Launcher, Stage};
 use super::process_loop::{self, Service};
 use super::wire::{Command as Message, Reply, Request};
 use crate::cgi::isolation::{ChildLimits, Profile};
@@ -117,7 +117,29 @@ impl Helper {
                     pid: pgid,
                 }
             }
-            Err(errno) => failed(req.id, errno),
+            Err(e) => {
+                // The program's own failure (no such file …) is the server's to report;
+                // a step of the launch failing is the helper's.
+                if e.stage != Stage::Exec {
+                    let step = match e.stage {
+                        Stage::Limit(i) => self
+                            .limits
+                            .rlimits
+                            .get(i)
+                            .map_or("setrlimit".to_string(), |(r, ..)| {
+                                format!("setrlimit({r:?})")
+                            }),
+                        other => format!("{other:?}"),
+                    };
+                    eprintln!(
+                        "cgigate spawner ({}): starting {}: {step}: {}",
+                        self.profile.name,
+                        program.display(),
+                        e.errno
+                    );
+                }
+                failed(req.id, e.errno)
+            }
         }
     }
 

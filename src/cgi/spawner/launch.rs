@@ -18,7 +18,7 @@
 use std::ffi::{c_char, CString};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 use nix::libc;
@@ -44,6 +44,69 @@ pub(super) struct Launch<'a> {
     pub(super) stdio: [RawFd; 3],
 }
 
+/// Where a start failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// The vfork itself (EAGAIN: the user's process limit).
+    Fork,
+    /// Giving it its stdin, stdout and stderr.
+    Descriptors,
+    /// Putting it in a process group of its own.
+    ProcessGroup,
+    /// Entering its working folder.
+    Folder,
+    /// Setting the limit at this index of [`ChildLimits::rlimits`].
+    Limit(usize),
+    /// Setting its niceness.
+    Niceness,
+    /// Resetting its signal mask and SIGPIPE.
+    Signals,
+    /// Finding the program, or `execve`: the program's own failure (no such file …).
+    Exec,
+}
+
+impl Stage {
+    /// As the child stores it: one number (0 is "no failure").
+    fn code(self) -> usize {
+        match self {
+            Stage::Descriptors => 1,
+            Stage::ProcessGroup => 2,
+            Stage::Folder => 3,
+            Stage::Niceness => 4,
+            Stage::Signals => 5,
+            Stage::Exec => 6,
+            Stage::Fork => 7,
+            Stage::Limit(i) => 100 + i,
+        }
+    }
+
+    fn from_code(code: usize) -> Stage {
+        match code {
+            1 => Stage::Descriptors,
+            2 => Stage::ProcessGroup,
+            3 => Stage::Folder,
+            4 => Stage::Niceness,
+            5 => Stage::Signals,
+            7 => Stage::Fork,
+            n if n >= 100 => Stage::Limit(n - 100),
+            _ => Stage::Exec,
+        }
+    }
+}
+
+/// Why a child did not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct LaunchError {
+    pub(super) stage: Stage,
+    pub(super) errno: Errno,
+}
+
+impl LaunchError {
+    fn new(stage: Stage) -> impl Fn(Errno) -> LaunchError {
+        move |errno| LaunchError { stage, errno }
+    }
+}
+
 /// The launcher of one helper: the stack its children start on, reused.
 pub(super) struct Launcher {
     stack: Vec<u8>,
@@ -62,14 +125,15 @@ impl Launcher {
         &mut self,
         launch: &Launch<'_>,
         limits: &ChildLimits,
-    ) -> Result<i32, Errno> {
+    ) -> Result<i32, LaunchError> {
+        let exec = LaunchError::new(Stage::Exec);
         // 0, 1 and 2 of the helper are open (its socket, /dev/null, stderr), so received
         // descriptors are above them, and the dup2s below cannot overwrite one another.
         if launch.stdio.iter().any(|&fd| fd <= 2) {
-            return Err(Errno::EBADF);
+            return Err(LaunchError::new(Stage::Descriptors)(Errno::EBADF));
         }
-        let program = find_program(launch.program, launch.env)?;
-        let cstring = |b: &[u8]| CString::new(b).map_err(|_| Errno::EINVAL);
+        let program = find_program(launch.program, launch.env).map_err(&exec)?;
+        let cstring = |b: &[u8]| CString::new(b).map_err(|_| exec(Errno::EINVAL));
         let dir = cstring(launch.dir)?;
         let mut argv = vec![cstring(launch.program)?];
         for a in launch.args {
@@ -87,35 +151,37 @@ impl Launcher {
         };
         let (argv_p, env_p) = (pointers(&argv), pointers(&env));
         let stdio = launch.stdio;
-        let error = AtomicI32::new(0);
+        // What failed in the child, and how: written before it exits.
+        let (stage, error) = (AtomicUsize::new(0), AtomicI32::new(0));
 
         // Runs in the child, on `self.stack`, in the helper's memory.
         let child = || -> isize {
-            let fail = |e: Errno| -> isize {
+            let fail = |at: Stage, e: Errno| -> isize {
+                stage.store(at.code(), Ordering::Relaxed);
                 error.store(e as i32, Ordering::Relaxed);
                 // SAFETY: _exit runs no atexit handler and flushes nothing of the helper's.
                 unsafe { libc::_exit(127) }
             };
             for (target, &fd) in (0..).zip(stdio.iter()) {
                 if let Err(e) = nix::unistd::dup2(fd, target) {
-                    return fail(e);
+                    return fail(Stage::Descriptors, e);
                 }
             }
             // Its own group: the server stops groups.
             if let Err(e) = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)) {
-                return fail(e);
+                return fail(Stage::ProcessGroup, e);
             }
             if let Err(e) = nix::unistd::chdir(dir.as_c_str()) {
-                return fail(e);
+                return fail(Stage::Folder, e);
             }
-            for &(resource, soft, hard) in &limits.rlimits {
+            for (i, &(resource, soft, hard)) in limits.rlimits.iter().enumerate() {
                 if let Err(e) = nix::sys::resource::setrlimit(resource, soft, hard) {
-                    return fail(e);
+                    return fail(Stage::Limit(i), e);
                 }
             }
             if limits.nice != 0 {
                 if let Err(e) = rustix::process::setpriority_process(None, limits.nice) {
-                    return fail(Errno::from_raw(e.raw_os_error()));
+                    return fail(Stage::Niceness, Errno::from_raw(e.raw_os_error()));
                 }
             }
             // What std gives a child: SIGPIPE back to its default (std ignores it in the
@@ -129,18 +195,18 @@ impl Launcher {
                     nix::sys::signal::SigHandler::SigDfl,
                 )
             } {
-                return fail(e);
+                return fail(Stage::Signals, e);
             }
             if let Err(e) =
                 nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
             {
-                return fail(e);
+                return fail(Stage::Signals, e);
             }
             // SAFETY: the three pointers are NUL-terminated strings and NULL-terminated
             // arrays of them, owned by the helper's frame, which is suspended until this
             // call succeeds or the child exits.
             unsafe { libc::execve(program.as_ptr(), argv_p.as_ptr(), env_p.as_ptr()) };
-            fail(Errno::last())
+            fail(Stage::Exec, Errno::last())
         };
         let flags = CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
         // SAFETY: CLONE_VFORK suspends this thread until the child has called execve or
@@ -150,13 +216,17 @@ impl Launcher {
         // hold, no unwinding), and 64 KiB of stack is many times what they need.
         let pid = unsafe {
             nix::sched::clone(Box::new(child), &mut self.stack, flags, Some(libc::SIGCHLD))
-        }?;
-        match error.load(Ordering::Relaxed) {
+        }
+        .map_err(LaunchError::new(Stage::Fork))?;
+        match stage.load(Ordering::Relaxed) {
             0 => Ok(pid.as_raw()),
-            e => {
+            code => {
                 // It has exited; reap it here so it is not reported as a script's exit.
                 let _ = nix::sys::wait::waitpid(pid, None);
-                Err(Errno::from_raw(e))
+                Err(LaunchError {
+                    stage: Stage::from_code(code),
+                    errno: Errno::from_raw(error.load(Ordering::Relaxed)),
+                })
             }
         }
     }
@@ -269,12 +339,27 @@ mod tests {
             dir: b"/nonexistent-folder",
             ..launch
         };
-        assert_eq!(launcher.spawn(&missing, &limits), Err(Errno::ENOENT));
+        let err = launcher.spawn(&missing, &limits).unwrap_err();
+        assert_eq!((err.stage, err.errno), (Stage::Folder, Errno::ENOENT));
+        // A limit the kernel refuses (soft above hard) names its place in the list.
+        let mut bad = limits.clone();
+        bad.rlimits
+            .push((nix::sys::resource::Resource::RLIMIT_CORE, 2, 1));
+        let err = launcher.spawn(&launch, &bad).unwrap_err();
+        assert_eq!((err.stage, err.errno), (Stage::Limit(2), Errno::EINVAL));
+        // A program that is not there.
+        let gone = Launch {
+            program: b"/nonexistent/program",
+            ..launch
+        };
+        let err = launcher.spawn(&gone, &limits).unwrap_err();
+        assert_eq!((err.stage, err.errno), (Stage::Exec, Errno::ENOENT));
         // Descriptors 0-2 are refused: they could overwrite one another.
         let low = Launch {
             stdio: [0, out_fd, out_fd],
             ..launch
         };
-        assert_eq!(launcher.spawn(&low, &limits), Err(Errno::EBADF));
+        let err = launcher.spawn(&low, &limits).unwrap_err();
+        assert_eq!((err.stage, err.errno), (Stage::Descriptors, Errno::EBADF));
     }
 }

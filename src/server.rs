@@ -200,7 +200,7 @@ impl Builder {
             // Started here, on the main thread, before any connection and before the server
             // drops its privileges: the supervisor's parent-death signal is tied to the
             // thread that spawns it, and it may need them to start helpers as other users.
-            let helpers = start_helpers(plan).await?;
+            let helpers = start_helpers(plan, stats.clone()).await?;
             let _ = cgi_shared.helpers.set(Arc::new(helpers));
         }
         let (access, log_task) = AccessLog::start(&config.log.access, config.log.format)
@@ -231,8 +231,8 @@ impl Builder {
 
 /// Start the supervisor and the helpers that start with the server; a helper that cannot
 /// apply its profile stops the start-up, naming its route.
-async fn start_helpers(plan: HelperPlan) -> Result<Helpers, ServerError> {
-    let helpers = Helpers::start(plan.table).map_err(ServerError::Spawner)?;
+async fn start_helpers(plan: HelperPlan, stats: Arc<Stats>) -> Result<Helpers, ServerError> {
+    let helpers = Helpers::start(plan.table, stats).map_err(ServerError::Spawner)?;
     debug!(pid = helpers.supervisor_pid(), "CGI supervisor running");
     for (row, route) in plan.eager {
         if let Err(reason) = helpers.start_row(row).await {

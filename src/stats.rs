@@ -15,6 +15,7 @@ pub(crate) struct Stats {
     by_framing: [AtomicU64; 4],
     errors: AtomicU64,
     log_dropped: AtomicU64,
+    helper_restarts: AtomicU64,
 }
 
 /// A consistent-enough copy of the counters.
@@ -40,6 +41,8 @@ pub(crate) struct Snapshot {
     pub bad_requests: u64,
     /// Access log lines dropped because the log target could not keep up.
     pub access_log_dropped: u64,
+    /// CGI spawn helpers started again after they died.
+    pub cgi_helper_restarts: u64,
 }
 
 impl Default for Stats {
@@ -52,6 +55,7 @@ impl Default for Stats {
             by_framing: Default::default(),
             errors: AtomicU64::new(0),
             log_dropped: AtomicU64::new(0),
+            helper_restarts: AtomicU64::new(0),
         }
     }
 }
@@ -91,6 +95,11 @@ impl Stats {
         self.log_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A spawn helper that died is being started again; the restarts so far, this one in.
+    pub(crate) fn count_helper_restart(&self) -> u64 {
+        self.helper_restarts.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     /// Read the counters.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -105,6 +114,7 @@ impl Stats {
             responses_none: get(&self.by_framing[3]),
             bad_requests: get(&self.errors),
             access_log_dropped: get(&self.log_dropped),
+            cgi_helper_restarts: get(&self.helper_restarts),
         }
     }
 }

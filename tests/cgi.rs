@@ -910,6 +910,115 @@ fn a_dead_helper_is_started_again_at_the_next_request() {
     assert!(!alive(helper) || !crate::support::is_helper(helper));
 }
 
+/// One request of a steady load: when it ended, and whether it was answered 200.
+type Outcome = (std::time::Instant, bool);
+
+/// Keep-alive GETs of /cgi-bin/hello in a loop until `stop`, reconnecting when the server
+/// closes; `done` counts the answers.
+fn steady_load(
+    addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::thread::JoinHandle<Vec<Outcome>> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let mut results = Vec::new();
+        let mut c = crate::support::Client::connect(&addr);
+        while !stop.load(Ordering::Relaxed) {
+            let sent = c.try_send(&get("/cgi-bin/hello"));
+            let r = if sent { c.try_response(false) } else { None };
+            let ok = r.as_ref().is_some_and(|r| r.status == 200);
+            results.push((std::time::Instant::now(), ok));
+            done.fetch_add(1, Ordering::Relaxed);
+            if r.is_none_or(|r| r.closes()) {
+                c = crate::support::Client::connect(&addr);
+            }
+        }
+        results
+    })
+}
+
+#[test]
+fn helpers_killed_under_load_are_started_again_and_their_scripts_stopped() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let srv = cgi_server();
+    // A script in flight on a helper that will die.
+    let mut slow = srv.connect();
+    slow.send(&get("/cgi-bin/sleep"));
+    let orphan = script_pid(&srv);
+    let (stop, done) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let load = steady_load(srv.addr.clone(), stop.clone(), done.clone());
+    srv.wait_until("the load is running", || done.load(Ordering::Relaxed) >= 20);
+    let helpers = srv.helpers();
+    assert!(!helpers.is_empty());
+    let killed_at = std::time::Instant::now();
+    for pid in &helpers {
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+    }
+    // The script the dead helper had started is stopped and reaped (by the supervisor).
+    wait_gone(&srv, orphan);
+    let r = slow.try_response(false);
+    assert!(
+        r.as_ref().is_none_or(|r| r.status >= 500),
+        "{:?}",
+        r.map(|r| r.status)
+    );
+    // The load goes on: wait for plenty of answers after the kill.
+    let at_kill = done.load(Ordering::Relaxed);
+    srv.wait_until("100 more answers", || {
+        done.load(Ordering::Relaxed) >= at_kill + 100
+    });
+    stop.store(true, Ordering::Relaxed);
+    let results = load.join().expect("load thread");
+    let after: Vec<_> = results.iter().filter(|(t, _)| *t >= killed_at).collect();
+    let failed = after.iter().filter(|(_, ok)| !ok).count();
+    let first_ok = after
+        .iter()
+        .find(|(_, ok)| *ok)
+        .map(|(t, _)| t.duration_since(killed_at))
+        .expect("a request answered after the kill");
+    let last_failure = after
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(t, _)| t.duration_since(killed_at))
+        .max();
+    eprintln!(
+        "killed {} helpers: {failed} of {} requests after it failed; first 200 after {first_ok:?}; last failure {last_failure:?}",
+        helpers.len(),
+        after.len()
+    );
+    // CGI requests work again within a second, and nothing fails after that.
+    assert!(
+        last_failure.is_none_or(|t| t < Duration::from_secs(1)),
+        "{last_failure:?}"
+    );
+    assert!(first_ok < Duration::from_secs(1), "{first_ok:?}");
+    // New helpers serve, each restart logged and counted.
+    let now = srv.helpers();
+    assert!(
+        now.iter().all(|p| !helpers.contains(p)),
+        "{helpers:?} {now:?}"
+    );
+    assert!(srv
+        .log_text()
+        .contains("restarting a CGI spawn helper that died"));
+    let status = srv.get("/status?format=json").text();
+    let restarts: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(
+        restarts["cgi_helper_restarts"].as_u64() >= Some(1),
+        "{status}"
+    );
+    srv.wait_until("no script left", || srv.children().is_empty());
+}
+
 #[test]
 fn a_dead_supervisor_fails_cgi_requests_and_the_server_serves_on() {
     let srv = cgi_server();

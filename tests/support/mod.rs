@@ -194,6 +194,13 @@ impl Server {
         for helper in self.helpers() {
             found.extend(children_of(helper));
         }
+        // Scripts whose helper died, reparented to the supervisor until it has reaped them.
+        if let Some(supervisor) = supervisor {
+            let orphans = children_of(supervisor)
+                .into_iter()
+                .filter(|&(pid, _)| !is_helper(pid));
+            found.extend(orphans);
+        }
         found
     }
 

@@ -9,7 +9,13 @@
 //!
 //! When no profile needs another user than the server's, the supervisor takes the server's
 //! identity at once and keeps no privilege at all.
+//!
+//! It is also its helpers' scripts' subreaper: when a helper dies, the scripts it had
+//! started become the supervisor's children, and the supervisor kills their process groups
+//! and reaps them, so none runs on unwatched (the server's requests on that helper fail;
+//! their exit statuses are lost with it).
 
+use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -60,9 +66,14 @@ pub(crate) fn supervisor_main() -> i32 {
             return refuse(&reason);
         }
     }
+    // Orphans of a dead helper come here rather than to init (see the module's notes).
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        return refuse(&format!("PR_SET_CHILD_SUBREAPER: {e}"));
+    }
     let mut supervisor = Supervisor {
         table,
         exe: process_loop::helper_exe(),
+        helpers: HashSet::new(),
     };
     let sock = std::io::stdin();
     process_loop::exit_code(process_loop::serve(sock.as_fd(), &mut supervisor))
@@ -84,6 +95,8 @@ fn refuse(reason: &str) -> i32 {
 struct Supervisor {
     table: Table,
     exe: PathBuf,
+    /// The helpers it started that have not been reaped.
+    helpers: HashSet<i32>,
 }
 
 impl Service for Supervisor {
@@ -97,7 +110,54 @@ impl Service for Supervisor {
         }
     }
 
-    fn reaped(&mut self, _pid: i32) {}
+    fn reaped(&mut self, pid: i32) {
+        if self.helpers.remove(&pid) {
+            stop_orphans(&self.helpers);
+        }
+    }
+}
+
+/// Kill the process group of every child that is not a helper: scripts (and their own
+/// children) whose helper has died, reparented to us. The SIGCHLD path reaps them.
+fn stop_orphans(helpers: &HashSet<i32>) {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if helpers.contains(&pid) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some((ppid, pgrp)) = parent_and_group(&stat) {
+            if ppid == me && pgrp > 1 {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pgrp),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// The parent pid and process group from a `/proc/PID/stat` line: `pid (comm) state ppid
+/// pgrp …`, where `comm` may hold spaces and parentheses (hence the last `)`).
+fn parent_and_group(stat: &str) -> Option<(u32, i32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((ppid, pgrp))
 }
 
 impl Supervisor {
@@ -135,7 +195,10 @@ impl Supervisor {
             .stderr(Stdio::inherit())
             .spawn();
         match spawned.map(|child| i32::try_from(child.id())) {
-            Ok(Ok(pid)) => Reply::Spawned { id, pid },
+            Ok(Ok(pid)) => {
+                self.helpers.insert(pid);
+                Reply::Spawned { id, pid }
+            }
             Ok(Err(_)) => failed(id, Errno::EOVERFLOW),
             Err(e) => Reply::Failed {
                 id,
@@ -149,5 +212,21 @@ fn failed(id: u64, errno: Errno) -> Reply {
     Reply::Failed {
         id,
         errno: errno as i32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_give_parent_and_group() {
+        let line = "4242 (perl) S 17 4242 4242 0 -1 4194560 301 0 0 0";
+        assert_eq!(parent_and_group(line), Some((17, 4242)));
+        // A name with spaces and parentheses of its own.
+        let line = "9 (a) b (c)) R 1 9 9 0";
+        assert_eq!(parent_and_group(line), Some((1, 9)));
+        assert_eq!(parent_and_group("9 (x"), None);
+        assert_eq!(parent_and_group("9 (x) S"), None);
     }
 }

@@ -12,12 +12,14 @@ use std::task::{Context, Poll};
 use tracing::{info_span, warn, Instrument};
 
 use crate::access_log::AccessLog;
+use crate::config::{ForwardedHeaders, Trusted};
 use crate::handler::{Body, ConnInfo, Handler, Request};
 use crate::http::channel::HandlerEnds;
 use crate::http::framer::OutputLimits;
 use crate::http::head::RequestHead;
 use crate::http::service::{Record, Service};
 use crate::http::status;
+use crate::proxy::forwarded;
 use crate::response::Response;
 use crate::router::{RouteEntry, Router};
 use crate::stats::Stats;
@@ -27,15 +29,63 @@ pub(crate) struct App {
     router: Arc<Router>,
     access: AccessLog,
     stats: Arc<Stats>,
+    forwarding: Forwarding,
+}
+
+/// Which forwarding headers are believed, and from whom (`[server] forwarded`,
+/// `trusted_proxies`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Forwarding {
+    pub(crate) headers: ForwardedHeaders,
+    pub(crate) trusted: Trusted,
+}
+
+impl Forwarding {
+    /// The connection as `head` says a trusted proxy forwarded it: its client, and whether
+    /// the client's connection was TLS. Unchanged without a trusted proxy or a header.
+    #[inline]
+    fn apply(&self, conn: &ConnInfo, head: &RequestHead) -> ConnInfo {
+        if self.headers == ForwardedHeaders::Off || !self.trusted.contains(conn.peer.ip()) {
+            return *conn;
+        }
+        self.forwarded(conn, head)
+    }
+
+    /// [`Forwarding::apply`] from a trusted proxy.
+    fn forwarded(&self, conn: &ConnInfo, head: &RequestHead) -> ConnInfo {
+        let fields = |name: &'static str| head.headers_named(name).map(|v| v.as_ref());
+        let said = match self.headers {
+            ForwardedHeaders::XForwardedFor => forwarded::x_forwarded(
+                fields("x-forwarded-for"),
+                fields("x-forwarded-proto"),
+                &self.trusted,
+            ),
+            _ => forwarded::forwarded(fields("forwarded"), &self.trusted),
+        };
+        let mut conn = *conn;
+        if let Some(client) = said.client {
+            conn.peer = client;
+        }
+        if let Some(https) = said.https {
+            conn.tls = https;
+        }
+        conn
+    }
 }
 
 impl App {
     /// An application serving `router`.
-    pub(crate) fn new(router: Arc<Router>, access: AccessLog, stats: Arc<Stats>) -> App {
+    pub(crate) fn new(
+        router: Arc<Router>,
+        access: AccessLog,
+        stats: Arc<Stats>,
+        forwarding: Forwarding,
+    ) -> App {
         App {
             router,
             access,
             stats,
+            forwarding,
         }
     }
 }
@@ -57,8 +107,8 @@ impl Service for App {
         let route = matched.entry;
         let (body, channel) = Body::open(ends);
         let req = Request {
+            conn: self.forwarding.apply(conn, &head),
             head,
-            conn: *conn,
             prefix: route.prefix.clone(),
             path: matched.path,
             body,
@@ -97,6 +147,10 @@ impl Service for App {
 
     fn head(call: &Call) -> &RequestHead {
         &call.req.head
+    }
+
+    fn conn(call: &Call) -> &ConnInfo {
+        &call.req.conn
     }
 
     fn outcome(call: &Call) -> Option<&'static str> {

@@ -62,7 +62,7 @@ impl Config {
         let routes = route::build_routes(&ctx, raw.route, &output, &cgi)?;
         let tls = raw
             .tls
-            .map(|tls| ctx.tls(tls, &server.listen))
+            .map(|tls| ctx.tls(tls, &server.listen, &server.trusted_proxies))
             .transpose()?;
         Ok(Config {
             server,

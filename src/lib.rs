@@ -37,6 +37,7 @@ mod http;
 mod plugin;
 mod privilege;
 pub mod probe;
+mod proxy;
 pub mod response;
 mod router;
 mod routes;
@@ -88,4 +89,5 @@ pub mod parsers {
     pub use crate::http::path::{
         normalize as normalize_path, percent_decode as percent_decode_path,
     };
+    pub use crate::proxy::header as proxy_header;
 }

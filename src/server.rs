@@ -8,21 +8,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::access_log::AccessLog;
-use crate::app::App;
+use crate::app::{App, Forwarding};
 use crate::cgi::helpers::Helpers;
 use crate::cgi::process::Registry;
-use crate::config::{Config, Identity, OutputConfig, RouteKind};
+use crate::config::{Config, Identity, OutputConfig, ProxyProtocol, RouteKind};
 use crate::handler::{ConnInfo, Handler};
 use crate::http::conn::{self, Context, Settings};
 use crate::http::head::Limits;
 use crate::plugin::Plugin;
 use crate::privilege;
+use crate::proxy::prefixed::Prefixed;
+use crate::proxy::{self, Preamble};
 use crate::routes::{self, Built, HelperPlan, Mounted, RouteError};
 use crate::stats::Stats;
 
@@ -132,6 +134,8 @@ struct Listener {
     tcp: TcpListener,
     /// The handshake to run on each connection, and its time limit.
     tls: Option<(TlsAcceptor, Duration)>,
+    /// Whether connections start with a PROXY header.
+    proxy: ProxyProtocol,
 }
 
 /// A bound, not yet running server.
@@ -211,7 +215,11 @@ impl Builder {
         // the access log, the supervisor.
         privilege::drop_to(config.server.user.as_ref(), &config).map_err(ServerError::Privilege)?;
         let (shutdown, _) = watch::channel(false);
-        let app = Arc::new(App::new(router, access, stats.clone()));
+        let forwarding = Forwarding {
+            headers: config.server.forwarded,
+            trusted: config.server.trusted_proxies.clone(),
+        };
+        let app = Arc::new(App::new(router, access, stats.clone(), forwarding));
         let shared = Arc::new(Shared {
             settings: settings(&config),
             config,
@@ -247,18 +255,21 @@ async fn start_helpers(plan: HelperPlan, stats: Arc<Stats>) -> Result<Helpers, S
 /// Bind the plain listeners, then the TLS ones.
 async fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
     let mut listeners = Vec::new();
+    let reuse_port = config.server.reuse_port;
     for addr in &config.server.listen {
         listeners.push(Listener {
-            tcp: bind(*addr).await?,
+            tcp: bind(*addr, reuse_port)?,
             tls: None,
+            proxy: config.server.proxy_protocol,
         });
     }
     if let Some(tls) = &config.tls {
         let acceptor = TlsAcceptor::from(crate::tls::server_config(tls)?);
         for addr in &tls.listen {
             listeners.push(Listener {
-                tcp: bind(*addr).await?,
+                tcp: bind(*addr, reuse_port)?,
                 tls: Some((acceptor.clone(), tls.handshake_timeout)),
+                proxy: tls.proxy_protocol,
             });
         }
     }
@@ -336,6 +347,62 @@ impl Server {
     }
 }
 
+/// Serve one accepted connection: its PROXY header first (when its listener has them),
+/// then TLS (when it is a TLS listener), then HTTP.
+async fn serve_connection(
+    mut sock: TcpStream,
+    mut info: ConnInfo,
+    proxy: ProxyProtocol,
+    tls: Option<(TlsAcceptor, Duration)>,
+    shared: &Shared,
+    id: u64,
+) {
+    let mut first = Vec::new();
+    if proxy != ProxyProtocol::Off {
+        let trusted = shared
+            .config
+            .server
+            .trusted_proxies
+            .contains(info.peer.ip());
+        let limit = shared.settings.header_timeout;
+        match proxy::read_preamble(&mut sock, proxy, trusted, limit).await {
+            Ok(Preamble {
+                addresses,
+                leftover,
+            }) => {
+                if let Some((client, local)) = addresses {
+                    (info.peer, info.local) = (client, local);
+                }
+                first = leftover;
+            }
+            Err(why) => {
+                warn!(id, peer = %info.peer, reason = %why, "connection refused");
+                shared.stats.count_error();
+                return;
+            }
+        }
+    }
+    let ctx = shared.context();
+    match tls {
+        None => {
+            let (r, w) = sock.into_split();
+            conn::serve(r, w, first, info, ctx, id).await;
+        }
+        Some((acceptor, limit)) => {
+            // Boxed: the handshake's state is large, and a plain connection's task would
+            // otherwise be sized for it too (an idle connection's memory).
+            Box::pin(async {
+                let sock = Prefixed::new(first, sock);
+                if let Some(stream) = crate::tls::accept(sock, &acceptor, limit).await {
+                    let (r, w) = tokio::io::split(stream);
+                    conn::serve(r, w, Vec::new(), info, ctx, id).await;
+                }
+            })
+            .await;
+        }
+    }
+}
+
 impl Shared {
     /// What one connection is given.
     fn context(&self) -> Context<App> {
@@ -381,10 +448,23 @@ pub fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
     })
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })
+/// Listen on `addr`: SO_REUSEADDR as tokio's own bind sets it, SO_REUSEPORT when several
+/// processes are to share the port (`reuse_port`), tokio's backlog of 1024.
+fn bind(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, ServerError> {
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if reuse_port {
+            socket.set_reuseport(true)?;
+        }
+        socket.bind(addr)?;
+        socket.listen(1024)
+    };
+    listen().map_err(|source| ServerError::Bind { addr, source })
 }
 
 async fn accept_loop(
@@ -430,26 +510,10 @@ async fn accept_loop(
         let shared = shared.clone();
         let done = done.clone();
         let tls = listener.tls.clone();
+        let proxy = listener.proxy;
         tokio::spawn(async move {
             let _open = shared.stats.open_connection();
-            let ctx = shared.context();
-            match tls {
-                None => {
-                    let (r, w) = sock.into_split();
-                    conn::serve(r, w, info, ctx, id).await;
-                }
-                Some((acceptor, limit)) => {
-                    // Boxed: the handshake's state is large, and a plain connection's task
-                    // would otherwise be sized for it too (an idle connection's memory).
-                    Box::pin(async {
-                        if let Some(stream) = crate::tls::accept(sock, &acceptor, limit).await {
-                            let (r, w) = tokio::io::split(stream);
-                            conn::serve(r, w, info, ctx, id).await;
-                        }
-                    })
-                    .await;
-                }
-            }
+            serve_connection(sock, info, proxy, tls, &shared, id).await;
             debug!(id, "connection closed");
             drop(permit);
             drop(done);

@@ -15,13 +15,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use crate::config::TlsConfig;
+use crate::proxy::prefixed::Prefixed;
 
 /// TLS record type of a handshake message (RFC 8446 §5.1): the first byte of a ClientHello.
 const HANDSHAKE_RECORD: u8 = 0x16;
@@ -124,22 +124,21 @@ fn pem_message(e: &rustls::pki_types::pem::Error) -> String {
 
 /// Run the TLS handshake on an accepted socket within `limit`; None if it failed (logged).
 pub(crate) async fn accept(
-    sock: TcpStream,
+    sock: Prefixed,
     acceptor: &TlsAcceptor,
     limit: Duration,
-) -> Option<TlsStream<TcpStream>> {
+) -> Option<TlsStream<Prefixed>> {
     let deadline = Instant::now() + limit;
-    let mut first = [0u8; 1];
-    match timeout_at(deadline, sock.peek(&mut first)).await {
-        Ok(Ok(1)) => {}
-        Ok(_) => return None,
+    let first = match timeout_at(deadline, sock.peek_byte()).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return None,
         Err(_) => {
             debug!("closing: handshake_timeout before any byte");
             return None;
         }
-    }
-    if first[0] != HANDSHAKE_RECORD {
-        if first[0].is_ascii_uppercase() {
+    };
+    if first != HANDSHAKE_RECORD {
+        if first.is_ascii_uppercase() {
             debug!("plain HTTP on the TLS port");
             answer_plain_http(sock).await;
         }
@@ -158,7 +157,7 @@ pub(crate) async fn accept(
     }
 }
 
-async fn answer_plain_http(mut sock: TcpStream) {
+async fn answer_plain_http(mut sock: Prefixed) {
     if sock.write_all(PLAIN_HTTP_ANSWER).await.is_err() {
         return;
     }
@@ -195,6 +194,7 @@ mod tests {
             key: key.to_path_buf(),
             session_cache: 16,
             handshake_timeout: Duration::from_secs(1),
+            proxy_protocol: crate::config::ProxyProtocol::Off,
         };
         let missing = dir.path().join("missing.pem");
         let e = server_config(&cfg(&missing, &junk))

@@ -36,3 +36,5 @@ mod layers;
 mod bad_scripts;
 // Isolation: dropping root, scripts as other users, limits, the sandbox, the allowlist.
 mod isolation;
+// Behind a balancer: PROXY headers, forwarding headers, reuse_port, HAProxy in front.
+mod proxy;

@@ -11,9 +11,9 @@ use toml::Spanned;
 use super::error::{join_key, ConfigError, Source};
 use super::isolation::group_gid;
 use super::model::{
-    AccessLog, CgiConfig, Identity, Limits, LogConfig, OutputConfig, RunAs, Sandbox, ServerConfig,
-    TlsConfig, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SESSION_CACHE, MAX_MAX_HEADERS,
-    MAX_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES,
+    AccessLog, CgiConfig, ForwardedHeaders, Identity, Limits, LogConfig, OutputConfig,
+    ProxyProtocol, RunAs, Sandbox, ServerConfig, TlsConfig, Trusted, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_SESSION_CACHE, MAX_MAX_HEADERS, MAX_MAX_HEAD_BYTES, MIN_MAX_HEAD_BYTES,
 };
 use super::raw::{Field, RawCgi, RawLimits, RawLog, RawOutput, RawSandbox, RawServer, RawTls};
 use super::units::{DurationValue, ListenAddr, SizeValue};
@@ -90,7 +90,40 @@ impl Builder<'_> {
         set!(t, c.shutdown_timeout, raw, &any);
         set!(t, c.half_close, raw, &any);
         c.user = self.server_user(raw.user, raw.group)?;
+        set!(t, c.reuse_port, raw, &any);
+        if let Some(list) = raw.trusted_proxies {
+            let cidrs = list.into_inner().into_iter().map(|c| c.into_inner().0);
+            c.trusted_proxies = Trusted(cidrs.collect());
+        }
+        let trusted = &c.trusted_proxies;
+        let key = "server.proxy_protocol";
+        if let Some(m) = self.trusting(raw.proxy_protocol, ProxyProtocol::Off, trusted, key)? {
+            c.proxy_protocol = m;
+        }
+        let key = "server.forwarded";
+        if let Some(m) = self.trusting(raw.forwarded, ForwardedHeaders::Off, trusted, key)? {
+            c.forwarded = m;
+        }
         Ok(c)
+    }
+
+    /// A mode that believes `trusted_proxies` (`proxy_protocol`, `forwarded`): anything
+    /// but `off` needs some.
+    fn trusting<T: PartialEq>(
+        &self,
+        raw: Field<T>,
+        off: T,
+        trusted: &Trusted,
+        key: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(mode) = raw else {
+            return Ok(None);
+        };
+        if trusted.0.is_empty() && *mode.get_ref() != off {
+            let message = "needs server.trusted_proxies: the sources to believe";
+            return Err(self.src.invalid(mode.span(), key, message));
+        }
+        Ok(Some(mode.into_inner()))
     }
 
     /// `[server] user` and `group`: who the server becomes once it has bound its listeners.
@@ -398,6 +431,7 @@ impl Builder<'_> {
         &self,
         raw: Spanned<RawTls>,
         plain: &[SocketAddr],
+        trusted: &Trusted,
     ) -> Result<TlsConfig, ConfigError> {
         let span = raw.span();
         let raw = raw.into_inner();
@@ -416,10 +450,15 @@ impl Builder<'_> {
             key: self.path(key, "tls.key")?,
             session_cache: DEFAULT_SESSION_CACHE,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            proxy_protocol: ProxyProtocol::Off,
         };
         let t = self.table("tls");
         set!(t, c.session_cache, raw, &any);
         set!(t, c.handshake_timeout, raw, &positive);
+        let key = "tls.proxy_protocol";
+        if let Some(m) = self.trusting(raw.proxy_protocol, ProxyProtocol::Off, trusted, key)? {
+            c.proxy_protocol = m;
+        }
         Ok(c)
     }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use super::isolation::{Identity, Limits, RunAs, Sandbox, DEFAULT_MIN_ID};
+pub use crate::proxy::trusted::{Cidr, Trusted};
+pub use crate::proxy::{ForwardedHeaders, ProxyProtocol};
 
 // The head and body limits' defaults belong to the parser that enforces them.
 pub use crate::http::head::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEAD_BYTES};
@@ -110,6 +112,14 @@ pub struct ServerConfig {
     /// Who the server runs as once it has bound its listeners (`user`, `group`); `None`:
     /// whoever started it.
     pub user: Option<Identity>,
+    /// SO_REUSEPORT on every listener: several processes may serve one port.
+    pub reuse_port: bool,
+    /// PROXY headers on the plain listeners.
+    pub proxy_protocol: ProxyProtocol,
+    /// The sources whose PROXY and forwarding headers are believed (every listener's).
+    pub trusted_proxies: Trusted,
+    /// Which forwarding headers are believed from `trusted_proxies`.
+    pub forwarded: ForwardedHeaders,
 }
 
 /// `[log]`.
@@ -328,6 +338,9 @@ pub struct TlsConfig {
     pub session_cache: usize,
     /// Time for a handshake (> 0).
     pub handshake_timeout: Duration,
+    /// PROXY headers on the TLS listeners, before the ClientHello (trusted sources from
+    /// `[server] trusted_proxies`).
+    pub proxy_protocol: ProxyProtocol,
 }
 
 impl Config {
@@ -372,6 +385,10 @@ impl Default for ServerConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             half_close: false,
             user: None,
+            reuse_port: false,
+            proxy_protocol: ProxyProtocol::Off,
+            trusted_proxies: Trusted::default(),
+            forwarded: ForwardedHeaders::Off,
         }
     }
 }

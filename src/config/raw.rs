@@ -8,7 +8,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::{LogFormat, OutputMode, RequestBody, SpawnMode};
-use super::units::{DurationValue, EnvName, EnvValue, Extension, ListenAddr, Program, SizeValue};
+use super::units::{
+    CidrValue, DurationValue, EnvName, EnvValue, Extension, ListenAddr, Program, SizeValue,
+};
+use crate::proxy::{ForwardedHeaders, ProxyProtocol};
 
 /// A key that may be absent, with the position of its value when present.
 pub(crate) type Field<T> = Option<Spanned<T>>;
@@ -48,6 +51,10 @@ pub(crate) struct RawServer {
     pub(crate) half_close: Field<bool>,
     pub(crate) user: Field<String>,
     pub(crate) group: Field<String>,
+    pub(crate) reuse_port: Field<bool>,
+    pub(crate) proxy_protocol: Field<ProxyProtocol>,
+    pub(crate) trusted_proxies: Field<Vec<Spanned<CidrValue>>>,
+    pub(crate) forwarded: Field<ForwardedHeaders>,
 }
 
 /// `[log]`.
@@ -228,4 +235,5 @@ pub(crate) struct RawTls {
     pub(crate) key: Field<String>,
     pub(crate) session_cache: Field<usize>,
     pub(crate) handshake_timeout: Field<DurationValue>,
+    pub(crate) proxy_protocol: Field<ProxyProtocol>,
 }

@@ -1156,3 +1156,91 @@ fn errors_expose_position_key_and_source() {
     assert_eq!(err.key(), Some("server.max_headers"));
     assert!(err.source().is_some());
 }
+
+#[test]
+fn balancer_keys_default_off_and_load() {
+    let s = ok("").server;
+    assert!(!s.reuse_port);
+    assert_eq!(s.proxy_protocol, ProxyProtocol::Off);
+    assert_eq!(s.forwarded, ForwardedHeaders::Off);
+    assert!(s.trusted_proxies.0.is_empty());
+    let c = ok(concat!(
+        "[server]\nreuse_port = true\nproxy_protocol = \"required\"\n",
+        "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n",
+        "forwarded = \"x-forwarded-for\"\n",
+    ));
+    let s = c.server;
+    assert!(s.reuse_port);
+    assert_eq!(s.proxy_protocol, ProxyProtocol::Required);
+    assert_eq!(s.forwarded, ForwardedHeaders::XForwardedFor);
+    let shown: Vec<String> = s
+        .trusted_proxies
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+    let c = ok("[server]\ntrusted_proxies = [\"10.0.0.1\"]\nforwarded = \"forwarded\"\nproxy_protocol = \"optional\"\n");
+    assert_eq!(c.server.forwarded, ForwardedHeaders::Forwarded);
+    assert_eq!(c.server.proxy_protocol, ProxyProtocol::Optional);
+}
+
+#[test]
+fn balancer_keys_name_their_errors() {
+    assert_error(
+        "[server]\nproxy_protocol = \"optional\"\n",
+        2,
+        18,
+        "server.proxy_protocol",
+        "needs server.trusted_proxies",
+    );
+    assert_error(
+        "[server]\nforwarded = \"forwarded\"\n",
+        2,
+        13,
+        "server.forwarded",
+        "needs server.trusted_proxies",
+    );
+    assert_error(
+        "[server]\ntrusted_proxies = [\"10.0.0.1/8\"]\n",
+        2,
+        20,
+        "server.trusted_proxies[1]",
+        "\"10.0.0.1/8\" has bits set after the prefix (did you mean 10.0.0.0/8?)",
+    );
+    assert_error(
+        "[server]\ntrusted_proxies = [\"127.0.0.1\", \"proxy.local\"]\n",
+        2,
+        33,
+        "server.trusted_proxies[2]",
+        "\"proxy.local\" is not an address",
+    );
+    assert_error(
+        "[server]\nproxy_protocol = \"on\"\n",
+        2,
+        18,
+        "server.proxy_protocol",
+        "unknown value \"on\" (expected one of off, optional, required)",
+    );
+    assert_error(
+        "[server]\nforwarded = \"x-forwarded\"\n",
+        2,
+        13,
+        "server.forwarded",
+        "unknown value \"x-forwarded\" (expected one of off, x-forwarded-for, forwarded)",
+    );
+    // [tls] proxy_protocol needs [server] trusted_proxies too.
+    let tls = "[tls]\nlisten = [\"127.0.0.1:8443\"]\ncert = \"c.pem\"\nkey = \"k.pem\"\nproxy_protocol = \"required\"\n";
+    assert_error(
+        tls,
+        5,
+        18,
+        "tls.proxy_protocol",
+        "needs server.trusted_proxies",
+    );
+    let trusted = format!("[server]\ntrusted_proxies = [\"127.0.0.1\"]\n{tls}");
+    assert_eq!(
+        ok(&trusted).tls.map(|t| t.proxy_protocol),
+        Some(ProxyProtocol::Required)
+    );
+}

@@ -223,6 +223,16 @@ impl<T, F: FnOnce(String) -> Result<T, String>> Visitor<'_> for CheckedString<F>
     }
 }
 
+/// A `trusted_proxies` entry: a network (`10.0.0.0/8`) or one address.
+#[derive(Debug)]
+pub(crate) struct CidrValue(pub(crate) crate::proxy::trusted::Cidr);
+
+impl<'de> Deserialize<'de> for CidrValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        checked_string(deserializer, |s| s.parse().map(CidrValue))
+    }
+}
+
 impl<'de> Deserialize<'de> for ListenAddr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         checked_string(deserializer, |s| parse_listen(&s).map(ListenAddr))

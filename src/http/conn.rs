@@ -71,9 +71,16 @@ pub(crate) struct Context<S> {
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
-/// Serve one connection until it closes. Errors are logged here and never escape.
-pub(crate) async fn serve<R, W, S>(r: R, w: W, info: ConnInfo, ctx: Context<S>, id: u64)
-where
+/// Serve one connection until it closes. Errors are logged here and never escape. `first`
+/// is what was read of it already (past a PROXY header).
+pub(crate) async fn serve<R, W, S>(
+    r: R,
+    w: W,
+    first: Vec<u8>,
+    info: ConnInfo,
+    ctx: Context<S>,
+    id: u64,
+) where
     R: AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
     S: Service,
@@ -83,7 +90,7 @@ where
         r,
         w,
         info,
-        rbuf: BytesMut::new(),
+        rbuf: BytesMut::from(&first[..]),
         out: OutQueue::new(),
         read_eof: false,
         head_timer: Box::pin(sleep_until(Instant::now())),
@@ -351,7 +358,7 @@ where
         let times = service.wants_times();
         let since = |t: std::time::Instant| Instant::from_std(t).saturating_duration_since(started);
         service.record(&Record {
-            conn: &self.info,
+            conn: S::conn(call),
             request: Requested::Head(S::head(call)),
             time: wall,
             status: framer.status(),
@@ -697,7 +704,12 @@ mod tests {
                 write_timeout: Duration::from_secs(5),
                 half_close: false,
             },
-            service: Arc::new(App::new(built.router, AccessLog::off(), stats)),
+            service: Arc::new(App::new(
+                built.router,
+                AccessLog::off(),
+                stats,
+                Default::default(),
+            )),
             shutdown: watching,
         }
     }
@@ -712,7 +724,10 @@ mod tests {
             local: addr,
             tls: false,
         };
-        (client, tokio::spawn(serve(r, w, info, test_context(), 1)))
+        (
+            client,
+            tokio::spawn(serve(r, w, Vec::new(), info, test_context(), 1)),
+        )
     }
 
     /// Serve one connection: write `input`, return everything the server writes until it

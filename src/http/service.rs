@@ -14,11 +14,13 @@ use super::head::RequestHead;
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
-    /// The client's address.
+    /// The client's address: the socket's peer, or the client a trusted balancer named in a
+    /// PROXY header or (for one request) a forwarding header.
     pub peer: SocketAddr,
-    /// The local address the client connected to.
+    /// The local address the client connected to (the balancer's, with a PROXY header).
     pub local: SocketAddr,
-    /// Whether the connection is TLS.
+    /// Whether the client's connection is TLS (as a trusted proxy says, with
+    /// `X-Forwarded-Proto` or `proto=`).
     pub tls: bool,
 }
 
@@ -83,6 +85,9 @@ pub(crate) trait Service: Send + Sync + 'static {
 
     /// The request head of a call.
     fn head(call: &Self::Call) -> &RequestHead;
+
+    /// The connection as the call saw it (its client as forwarding headers named it).
+    fn conn(call: &Self::Call) -> &ConnInfo;
 
     /// What went wrong in a call's answer, if anything did.
     fn outcome(call: &Self::Call) -> Option<&'static str>;

@@ -169,6 +169,15 @@ fn script_pid(srv: &Server) -> u32 {
     pid.unwrap()
 }
 
+/// SIGKILL `pid`.
+fn kill9(pid: u32) {
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success(), "kill -KILL {pid}");
+}
+
 fn wait_gone(srv: &Server, pid: u32) {
     srv.wait_until(&format!("process {pid} is gone"), || !alive(pid));
 }
@@ -892,11 +901,7 @@ fn a_dead_helper_is_started_again_at_the_next_request() {
     assert_eq!(srv.get("/cgi-bin/hello").status, 200);
     let before = srv.helpers();
     let helper = srv.helper().expect("helper");
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &helper.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    kill9(helper);
     srv.wait_until("the server saw the helper go", || {
         srv.log_text().contains("a CGI spawn helper is gone")
     });
@@ -956,12 +961,8 @@ fn helpers_killed_under_load_are_started_again_and_their_scripts_stopped() {
     let helpers = srv.helpers();
     assert!(!helpers.is_empty());
     let killed_at = std::time::Instant::now();
-    for pid in &helpers {
-        let killed = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
+    for &pid in &helpers {
+        kill9(pid);
     }
     // The script the dead helper had started is stopped and reaped (by the supervisor).
     wait_gone(&srv, orphan);
@@ -1026,11 +1027,7 @@ fn a_dead_supervisor_fails_cgi_requests_and_the_server_serves_on() {
     let supervisor = srv.supervisor().expect("supervisor");
     let helper = srv.helper().expect("helper");
     for pid in [helper, supervisor] {
-        let killed = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
+        kill9(pid);
     }
     srv.wait_until("the supervisor is gone and reaped", || {
         !children_of(srv.pid()).iter().any(|&(p, _)| p == supervisor)
@@ -1078,11 +1075,7 @@ fn no_zombies_or_leftovers_after_a_burst_and_after_shutdown() {
 fn the_helper_ends_when_the_server_is_killed() {
     let mut srv = cgi_server();
     let helper = srv.helper().expect("helper");
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &srv.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    kill9(srv.pid());
     srv.wait();
     srv.wait_until("the helper ends with the server", || !alive(helper));
 }

@@ -1,6 +1,7 @@
 //! TLS (SPEC §7): resumption with TLS 1.2 session IDs and TLS 1.3 tickets, the KB937480 case
 //! (handshakes reset midway must not cost anyone their session), the handshake timeout,
-//! plain HTTP on the TLS port, bad files, and keep-alive plus streaming through a CGI.
+//! plain HTTP on the TLS port, bad files, keep-alive plus streaming through a CGI, and a PROXY
+//! header before the ClientHello.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -31,10 +32,16 @@ const SCRIPTS: &[(&str, &str)] = &[
 ];
 
 fn tls_server(extra_tls: &str) -> (Server, CertificateDer<'static>) {
+    tls_server_with("", extra_tls)
+}
+
+/// [`tls_server`] with keys in [server] too.
+fn tls_server_with(extra_server: &str, extra_tls: &str) -> (Server, CertificateDer<'static>) {
     let config = format!(
         r#"
 [server]
 listen = ["127.0.0.1:0"]
+{extra_server}
 
 [log]
 level = "debug"
@@ -311,4 +318,70 @@ fn missing_or_invalid_cert_and_key_stop_start_up_naming_the_file() {
             );
         }
     }
+}
+
+/// The environment printenv shows over a TLS connection on `sock` that begins with
+/// `preamble`: sent alone, or (`together`) in one write with the ClientHello.
+fn env_over_tls(
+    sock: TcpStream,
+    cert: &CertificateDer<'static>,
+    preamble: &[u8],
+    together: bool,
+) -> std::collections::HashMap<String, String> {
+    let mut conn = ClientConnection::new(
+        client_config(cert, true),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut first = preamble.to_vec();
+    if together {
+        conn.write_tls(&mut first).unwrap();
+    }
+    (&sock).write_all(&first).unwrap();
+    let mut sock_io = sock.try_clone().unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock_io).expect("handshake");
+    }
+    let mut c = Client::over(
+        sock.try_clone().unwrap(),
+        Box::new(StreamOwned::new(conn, sock)),
+    );
+    c.send(b"GET /cgi-bin/printenv HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let r = c.response();
+    assert_eq!(r.status, 200);
+    r.text()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_proxy_header_before_the_client_hello_gives_the_clients_address() {
+    let (srv, cert) = tls_server_with(
+        "trusted_proxies = [\"127.0.0.1\"]",
+        "proxy_protocol = \"required\"",
+    );
+    let addr = srv.https_addr.clone().expect("https");
+    let header = b"PROXY TCP4 192.0.2.9 10.0.0.1 5555 443\r\n";
+    for together in [false, true] {
+        let env = env_over_tls(connect(&addr), &cert, header, together);
+        assert_eq!(env["REMOTE_ADDR"], "192.0.2.9", "together: {together}");
+        assert_eq!(env["REMOTE_PORT"], "5555");
+        assert_eq!(env["SERVER_PORT"], "443");
+        assert_eq!(env["HTTPS"], "on");
+    }
+    // Required: a handshake without the header is closed unanswered.
+    let sock = connect(&addr);
+    let mut conn = ClientConnection::new(
+        client_config(&cert, true),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    let _ = (&sock).write_all(&hello);
+    let io = Box::new(sock.try_clone().unwrap());
+    assert!(Client::over(sock, io).is_closed());
+    srv.terminate();
 }

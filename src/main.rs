@@ -116,6 +116,15 @@ fn run(mut config: Config, cli: &Cli) -> ExitCode {
     if !cli.listen.is_empty() {
         config.server.listen = cli.listen.clone();
     }
+    // Sockets from systemd socket activation replace the configured addresses; taken while
+    // this process has one thread (the protocol's variables are removed from the environment).
+    let inherited = match cgigate::server::inherited_listeners() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cgigate: LISTEN_FDS: {e}");
+            return ExitCode::from(1);
+        }
+    };
     // --log-level beats RUST_LOG, which beats the config file.
     let filter = match (&cli.log_level, std::env::var("RUST_LOG")) {
         (Some(level), _) => EnvFilter::try_new(level),
@@ -152,7 +161,7 @@ fn run(mut config: Config, cli: &Cli) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let server = match Server::bind(config).await {
+        let server = match Server::builder(config).listeners(inherited).bind().await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("cgigate: {e}");

@@ -64,6 +64,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// A socket passed with `LISTEN_FDS` cannot be used.
+    #[error("cannot use a socket passed with LISTEN_FDS: {0}")]
+    Inherited(#[source] std::io::Error),
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -152,6 +155,7 @@ pub struct Server {
 pub struct Builder {
     config: Config,
     mounted: Vec<Mounted>,
+    inherited: Vec<std::net::TcpListener>,
 }
 
 impl Builder {
@@ -171,6 +175,14 @@ impl Builder {
         self.mount(prefix, Arc::new(handler), Some(output))
     }
 
+    /// Serve on sockets that are already listening (systemd socket activation, see
+    /// [`inherited_listeners`]) instead of binding the config's addresses: a socket on the
+    /// port of a `[tls] listen` address serves TLS, every other one plain HTTP.
+    pub fn listeners(mut self, inherited: Vec<std::net::TcpListener>) -> Builder {
+        self.inherited = inherited;
+        self
+    }
+
     fn mount(
         mut self,
         prefix: &str,
@@ -188,7 +200,11 @@ impl Builder {
     /// Build the routes, open the access log and bind every listener (call inside a tokio
     /// runtime). A mounted prefix that is invalid or taken is a [`ServerError::Route`].
     pub async fn bind(self) -> Result<Server, ServerError> {
-        let Builder { config, mounted } = self;
+        let Builder {
+            config,
+            mounted,
+            inherited,
+        } = self;
         let stats = Arc::new(Stats::default());
         // Scripts (and helpers) inherit it: core dumps are off unless a route says otherwise.
         privilege::limit_core_dumps(config.cgi.limits.core);
@@ -210,7 +226,11 @@ impl Builder {
         let (access, log_task) = AccessLog::start(&config.log.access, config.log.format)
             .await
             .map_err(ServerError::AccessLog)?;
-        let listeners = bind_all(&config).await?;
+        let listeners = if inherited.is_empty() {
+            bind_all(&config)?
+        } else {
+            adopt_all(&config, inherited)?
+        };
         // Everything that needed the starting user is done: listeners, TLS files, plugins,
         // the access log, the supervisor.
         privilege::drop_to(config.server.user.as_ref(), &config).map_err(ServerError::Privilege)?;
@@ -252,8 +272,66 @@ async fn start_helpers(plan: HelperPlan, stats: Arc<Stats>) -> Result<Helpers, S
     Ok(helpers)
 }
 
+/// The listening sockets systemd (or anything speaking its protocol: `LISTEN_FDS`, and
+/// `LISTEN_PID` when set) passed to this process, which it then owns; none without them.
+/// Call it before any thread exists: it clears those variables from the environment.
+pub fn inherited_listeners() -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let mut listeners = Vec::new();
+    for i in 0..fds.len() {
+        if let Some(l) = fds.take_tcp_listener(i)? {
+            listeners.push(l);
+        }
+    }
+    Ok(listeners)
+}
+
+/// Serve on `inherited` sockets: TLS on the ports of `[tls] listen`, plain HTTP elsewhere.
+fn adopt_all(
+    config: &Config,
+    inherited: Vec<std::net::TcpListener>,
+) -> Result<Vec<Listener>, ServerError> {
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|tls| {
+            let acceptor = TlsAcceptor::from(crate::tls::server_config(tls)?);
+            Ok::<_, ServerError>((acceptor, tls))
+        })
+        .transpose()?;
+    let mut listeners = Vec::new();
+    for std_listener in inherited {
+        let addr = std_listener.local_addr().map_err(ServerError::Inherited)?;
+        let adopt = || {
+            std_listener.set_nonblocking(true)?;
+            TcpListener::from_std(std_listener)
+        };
+        let tcp = adopt().map_err(|source| ServerError::Bind { addr, source })?;
+        let listener = match &tls {
+            Some((acceptor, tls)) if tls.listen.iter().any(|a| a.port() == addr.port()) => {
+                Listener {
+                    tcp,
+                    tls: Some((acceptor.clone(), tls.handshake_timeout)),
+                    proxy: tls.proxy_protocol,
+                }
+            }
+            _ => Listener {
+                tcp,
+                tls: None,
+                proxy: config.server.proxy_protocol,
+            },
+        };
+        listeners.push(listener);
+    }
+    info!(
+        count = listeners.len(),
+        "serving on inherited sockets (LISTEN_FDS)"
+    );
+    Ok(listeners)
+}
+
 /// Bind the plain listeners, then the TLS ones.
-async fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
+fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
     let mut listeners = Vec::new();
     let reuse_port = config.server.reuse_port;
     for addr in &config.server.listen {
@@ -282,6 +360,7 @@ impl Server {
         Builder {
             config,
             mounted: Vec::new(),
+            inherited: Vec::new(),
         }
     }
 

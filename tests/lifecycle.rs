@@ -25,14 +25,195 @@ fn sigterm_lets_an_in_flight_streamed_response_finish() {
 }
 
 #[test]
-fn sigterm_with_idle_connections_exits_cleanly() {
-    let mut srv = server("");
-    let mut idle = srv.connect();
-    idle.send(&get("/echo"));
-    assert_eq!(idle.response().status, 200);
+fn sigterm_drains_idle_connections_instead_of_closing_them_under_their_clients() {
+    let mut srv = server("keep_alive_timeout = \"500ms\"");
+    let mut next = srv.connect();
+    let mut silent = srv.connect();
+    for c in [&mut next, &mut silent] {
+        c.send(&get("/echo"));
+        assert_eq!(c.response().status, 200);
+    }
     srv.terminate();
-    assert!(idle.is_closed());
+    srv.wait_until("the server stops accepting", || {
+        std::net::TcpStream::connect(&srv.addr).is_err()
+    });
+    // The next request on a kept-alive connection is answered, with Connection: close…
+    next.send(&get("/echo"));
+    let r = next.response();
+    assert_eq!(r.status, 200);
+    assert!(r.closes(), "{}", r.describe());
+    assert!(next.is_closed());
+    // …and one that sends nothing more is closed at keep_alive_timeout.
+    assert!(silent.is_closed());
     assert!(srv.wait().success());
+}
+
+/// A program that starts cgigate on the listening socket `fd` of the test process, as
+/// systemd's socket activation would (`LISTEN_FDS`, here from `fd` rather than 3).
+fn socket_activated(dir: &std::path::Path, fd: i32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("activate.sh");
+    let script = format!(
+        "#!/bin/sh\nLISTEN_FDS=1 LISTEN_FDS_FIRST_FD={fd} exec {} \"$@\"\n",
+        env!("CARGO_BIN_EXE_cgigate")
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Keep-alive GETs from `clients` threads until `stop`; (answered, failed) counts. A
+/// response with Connection: close is followed by a new connection, as clients do.
+fn load(
+    addr: &str,
+    clients: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answered: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<std::thread::JoinHandle<usize>> {
+    use std::sync::atomic::Ordering;
+    (0..clients)
+        .map(|i| {
+            let (addr, stop, answered) = (addr.to_string(), stop.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let mut failed = 0;
+                let mut c = crate::support::Client::connect(&addr);
+                let target = if i % 2 == 0 {
+                    "/cgi-bin/hello"
+                } else {
+                    "/echo"
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    let r = if c.try_send(&get(target)) {
+                        c.try_response(false)
+                    } else {
+                        None
+                    };
+                    match r {
+                        Some(r) if r.status == 200 => {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                            if r.closes() {
+                                c = crate::support::Client::connect(&addr);
+                            }
+                        }
+                        _ => {
+                            failed += 1;
+                            c = crate::support::Client::connect(&addr);
+                        }
+                    }
+                }
+                failed
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn systemd_socket_activation_serves_the_passed_socket() {
+    use std::io::BufRead;
+    if !crate::support::require("systemd-socket-activate", "systemd") {
+        return;
+    }
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("static")).unwrap();
+    std::fs::write(dir.path().join("config.toml"), config("")).unwrap();
+    // systemd-socket-activate binds, and at the first connection execs cgigate (same pid)
+    // with LISTEN_FDS=1 and LISTEN_PID set, as systemd does.
+    let mut child = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(env!("CARGO_BIN_EXE_cgigate"))
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let announced = lines.next().unwrap().unwrap();
+    assert!(
+        announced.contains(&format!("127.0.0.1:{port}")),
+        "{announced}"
+    );
+    let mut c = crate::support::Client::connect(&format!("127.0.0.1:{port}"));
+    c.send(&get("/echo"));
+    let r = c.response();
+    let mut out = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut out)
+        .unwrap();
+    drop(c);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(out.trim(), format!("listening on http://127.0.0.1:{port}"));
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_restart_on_a_socket_activated_listener_fails_no_request() {
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // The test holds the listening socket, as systemd does; each instance inherits it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let keys = "keep_alive_timeout = \"2s\"\nshutdown_timeout = \"10s\"";
+    let cfg = format!(
+        "{}\n[[route]]\nprefix = \"/cgi-bin/\"\ncgi_dir = \"{}\"\n",
+        config(keys),
+        crate::support::repo_path("cgi-bin").display()
+    );
+    let start = || {
+        let holder = tempfile::tempdir().unwrap();
+        let program = socket_activated(holder.path(), listener.as_raw_fd());
+        let srv = Server::start_program(&program, &[], &cfg, |d| {
+            std::fs::create_dir_all(d.join("static")).unwrap();
+        });
+        assert_eq!(srv.addr, addr, "it serves the inherited socket");
+        (srv, holder)
+    };
+    let (mut old, _dir) = start();
+    let (stop, answered) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let clients = load(&addr, 4, &stop, &answered);
+    let mut restarts = Vec::new();
+    for _ in 0..2 {
+        let before = answered.load(Ordering::Relaxed);
+        old.wait_until("the load is served", || {
+            answered.load(Ordering::Relaxed) >= before + 50
+        });
+        // The successor starts on the same socket, then the old one drains and exits.
+        let (new, dir) = start();
+        old.terminate();
+        assert!(old.wait().success());
+        let at_exit = answered.load(Ordering::Relaxed);
+        new.wait_until("the successor serves", || {
+            answered.load(Ordering::Relaxed) >= at_exit + 50
+        });
+        restarts.push(at_exit - before);
+        old = new;
+        let _ = dir;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let failed: usize = clients.into_iter().map(|t| t.join().unwrap()).sum();
+    eprintln!(
+        "two restarts under 4 keep-alive clients: {} requests answered, {failed} failed; answered during each drain: {restarts:?}",
+        answered.load(Ordering::Relaxed)
+    );
+    assert_eq!(failed, 0);
+    old.terminate();
+    assert!(old.wait().success());
 }
 
 #[test]

@@ -177,6 +177,10 @@ where
         // so a client trickling bytes costs O(n), not O(n²).
         let mut scanned = 0;
         let mut line_checked = false;
+        // Draining (shutdown): an idle connection is not closed under its client, whose next
+        // request may be on its way; it gets that one answer, with Connection: close, if it
+        // comes within keep_alive_timeout (HAProxy's idle-close-on-response).
+        let mut drain_end = None;
         loop {
             if self.may_parse(&mut scanned, &mut line_checked) {
                 match head::parse(&mut self.rbuf, &self.ctx.settings.limits) {
@@ -189,10 +193,13 @@ where
                 return Err(NoHead::Quiet);
             }
             let idle = self.rbuf.is_empty();
-            let until = if idle {
-                deadline.min(idle_deadline)
-            } else {
-                deadline
+            if drain_end.is_none() && self.is_shutting_down() {
+                drain_end = Some(Instant::now() + self.ctx.settings.keep_alive_timeout);
+            }
+            let until = match (idle, drain_end) {
+                (true, Some(end)) => deadline.min(idle_deadline).min(end),
+                (true, None) => deadline.min(idle_deadline),
+                (false, _) => deadline,
             };
             if self.head_timer.deadline() != until {
                 self.head_timer.as_mut().reset(until);
@@ -212,15 +219,13 @@ where
                     }
                     return Err(self.head_timed_out(started));
                 }
+                // Wakes an idle wait to start the drain's deadline.
                 changed = self.ctx.shutdown.changed(), if idle && !shutting_down => {
                     if changed.is_err() {
                         // The server is gone without saying so: nothing left to serve for.
                         return Err(NoHead::Quiet);
                     }
                 }
-            }
-            if idle && self.is_shutting_down() {
-                return Err(NoHead::Quiet);
             }
         }
     }

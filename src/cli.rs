@@ -57,6 +57,25 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
         timeout: Duration,
     },
+    /// Manage the `[tls] ticket_keys` file that instances share for TLS session resumption.
+    TicketKeys {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: TicketKeysAction,
+    },
+}
+
+/// `cgigate ticket-keys …`.
+#[derive(Debug, Subcommand)]
+pub enum TicketKeysAction {
+    /// Put a fresh key first and keep the newest 3, creating FILE (mode 0600) if missing;
+    /// copy it to every instance, then restart them. Sessions made with the keys kept still
+    /// resume. Exit 0, or 1 with the reason.
+    Rotate {
+        /// The key file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// A `--timeout`: a config-style duration, more than zero.

@@ -51,6 +51,7 @@ pub use handler::{Body, BoxFuture, ConnInfo, Handler, Request};
 pub use http::head::{Header, RequestHead, Version};
 pub use response::{Connection, Mode, Response};
 pub use server::{Builder, Server, ServerError};
+pub use tls::tickets::rotate as rotate_ticket_keys;
 
 /// Runs the CGI spawn helper or supervisor when this process is one, and returns its exit
 /// code; `None` in every other process. Both are the running program re-executed with a

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cgigate::cli::{Cli, Command};
+use cgigate::cli::{Cli, Command, TicketKeysAction};
 use cgigate::config::Config;
 use cgigate::server::{check_config, Server};
 
@@ -45,6 +45,21 @@ fn main() -> ExitCode {
             timeout: *timeout,
         }),
         Some(Command::Check) => with_config(&cli, |config| check(&config)),
+        Some(Command::TicketKeys {
+            action: TicketKeysAction::Rotate { file },
+        }) => match cgigate::rotate_ticket_keys(file) {
+            Ok(n) => {
+                println!(
+                    "{}: {n} keys, the newest first; copy it to every instance, then restart them",
+                    file.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cgigate: {}: {e}", file.display());
+                ExitCode::from(1)
+            }
+        },
         None => with_config(&cli, |config| run(config, &cli)),
     }
 }

@@ -23,6 +23,8 @@ use tracing::debug;
 use crate::config::TlsConfig;
 use crate::proxy::prefixed::Prefixed;
 
+pub(crate) mod tickets;
+
 /// TLS record type of a handshake message (RFC 8446 §5.1): the first byte of a ClientHello.
 const HANDSHAKE_RECORD: u8 = 0x16;
 /// What a plain-HTTP client on the TLS port is told.
@@ -45,6 +47,14 @@ pub enum TlsError {
     /// The key file is missing or holds no usable private key.
     #[error("tls key {path}: {message}")]
     Key {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The `ticket_keys` file is missing, open to others, or not a key file.
+    #[error("tls ticket_keys {path}: {message}")]
+    TicketKeys {
         /// The file.
         path: PathBuf,
         /// What is wrong.
@@ -86,7 +96,17 @@ pub(crate) fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>
     } else {
         ServerSessionMemoryCache::new(cfg.session_cache)
     };
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(pair_error)?;
+    config.ticketer = match &cfg.ticket_keys {
+        // Shared keys: a ticket from any instance resumes on every other.
+        Some(path) => Arc::new(tickets::SharedTickets::load(path).map_err(|message| {
+            TlsError::TicketKeys {
+                path: path.clone(),
+                message,
+            }
+        })?),
+        // Keys of this process alone, rotated by rustls.
+        None => rustls::crypto::ring::Ticketer::new().map_err(pair_error)?,
+    };
     Ok(Arc::new(config))
 }
 
@@ -195,6 +215,7 @@ mod tests {
             session_cache: 16,
             handshake_timeout: Duration::from_secs(1),
             proxy_protocol: crate::config::ProxyProtocol::Off,
+            ticket_keys: None,
         };
         let missing = dir.path().join("missing.pem");
         let e = server_config(&cfg(&missing, &junk))

@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::support::{get, repo_path, require, Client, Server, IO_TIMEOUT};
+use crate::support::{free_port, get, repo_path, require, Client, Haproxy, Server, IO_TIMEOUT};
 
 /// The test config: `server_keys` in [server], and a CGI route to the repository's `env`.
 fn config(server_keys: &str) -> String {
@@ -278,49 +278,6 @@ fn write_config(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// HAProxy in the foreground with `cfg`, stopped on drop.
-struct Haproxy(Child);
-
-impl Haproxy {
-    fn start(dir: &Path, cfg: &str) -> Haproxy {
-        let path = write_config(dir, "haproxy.cfg", cfg);
-        let check = Command::new("haproxy")
-            .arg("-c")
-            .arg("-f")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "haproxy -c: {}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Haproxy(child)
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A free port on 127.0.0.1 for HAProxy to listen on.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// Connect from 127.0.0.2 to `addr` once it accepts (HAProxy starting up).

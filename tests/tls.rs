@@ -385,3 +385,171 @@ fn a_proxy_header_before_the_client_hello_gives_the_clients_address() {
     assert!(Client::over(sock, io).is_closed());
     srv.terminate();
 }
+
+/// A client config that trusts `certs` and resumes TLS 1.2 with tickets too.
+fn ticket_client(certs: &[&CertificateDer<'static>], tls13: bool) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for cert in certs {
+        roots.add((*cert).clone()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls13 {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS12]
+    };
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.resumption =
+        Resumption::in_memory_sessions(64).tls12_resumption(Tls12Resumption::SessionIdOrTickets);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+#[test]
+fn shared_ticket_keys_resume_a_session_on_another_instance() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = keys_dir.path().join("ticket.keys");
+    let rotate = |file: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cgigate"))
+            .args(["ticket-keys", "rotate"])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(rotate(&keys).contains("1 keys"));
+    let shared = format!("ticket_keys = {:?}", keys.display().to_string());
+    let (a, cert_a) = tls_server(&shared);
+    let (b, cert_b) = tls_server(&shared);
+    // Without the shared file, a third instance cannot resume what A issued.
+    let (alone, cert_c) = tls_server("");
+    let (a_addr, b_addr) = (a.https_addr.clone().unwrap(), b.https_addr.clone().unwrap());
+    let alone_addr = alone.https_addr.clone().unwrap();
+    for tls13 in [true, false] {
+        let config = ticket_client(&[&cert_a, &cert_b, &cert_c], tls13);
+        assert_eq!(
+            visit(&a_addr, &config),
+            HandshakeKind::Full,
+            "tls13 {tls13}"
+        );
+        assert_eq!(
+            visit(&b_addr, &config),
+            HandshakeKind::Resumed,
+            "tls13 {tls13}: on B"
+        );
+        let config = ticket_client(&[&cert_a, &cert_b, &cert_c], tls13);
+        assert_eq!(visit(&a_addr, &config), HandshakeKind::Full);
+        assert_eq!(
+            visit(&alone_addr, &config),
+            HandshakeKind::Full,
+            "tls13 {tls13}: no shared keys"
+        );
+    }
+    // A rotation keeps the old key: a session from before it resumes on an instance
+    // started after it.
+    let config = ticket_client(&[&cert_a, &cert_b], true);
+    assert_eq!(visit(&a_addr, &config), HandshakeKind::Full);
+    assert!(rotate(&keys).contains("2 keys"));
+    let (c, cert_d) = tls_server(&shared);
+    let _ = cert_d;
+    let c_addr = c.https_addr.clone().unwrap();
+    assert_eq!(
+        visit(&c_addr, &config),
+        HandshakeKind::Resumed,
+        "after a rotation"
+    );
+    for srv in [a, b, c, alone] {
+        srv.terminate();
+    }
+}
+
+#[test]
+fn a_ticket_keys_file_others_can_read_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("ticket.keys");
+    std::fs::write(&keys, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"cert.pem\"\nkey = \"key.pem\"\nticket_keys = {:?}\n",
+        keys.display().to_string()
+    );
+    write_cert(dir.path());
+    std::fs::write(dir.path().join("config.toml"), &config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cgigate"))
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tls ticket_keys") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn through_haproxy_in_tcp_mode_a_session_resumes_on_the_other_instance() {
+    if !crate::support::require("haproxy", "haproxy") {
+        return;
+    }
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = keys_dir.path().join("ticket.keys");
+    cgigate::rotate_ticket_keys(&keys).unwrap();
+    let shared = format!("ticket_keys = {:?}", keys.display().to_string());
+    let (a, cert_a) = tls_server(&shared);
+    let (b, cert_b) = tls_server(&shared);
+    let port = crate::support::free_port();
+    let cfg = format!(
+        "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 10s\n  timeout server 10s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
+         backend be\n  balance roundrobin\n  server a {}\n  server b {}\n",
+        a.https_addr.clone().unwrap(),
+        b.https_addr.clone().unwrap()
+    );
+    let _haproxy = crate::support::Haproxy::start(keys_dir.path(), &cfg);
+    let front = format!("127.0.0.1:{port}");
+    let connect_front = || {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            match TcpStream::connect(&front) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                    return s;
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "haproxy on {front}: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    };
+    for tls13 in [true, false] {
+        let config = ticket_client(&[&cert_a, &cert_b], tls13);
+        let mut kinds = Vec::new();
+        // Round robin: the connections alternate between A and B, so the second, resumed,
+        // is B resuming what A issued.
+        for _ in 0..4 {
+            let conn =
+                ClientConnection::new(config.clone(), ServerName::try_from("localhost").unwrap())
+                    .unwrap();
+            kinds.push(finish_and_request(conn, connect_front()));
+        }
+        assert_eq!(kinds[0], HandshakeKind::Full, "tls13 {tls13}");
+        assert!(
+            kinds[1..].iter().all(|k| *k == HandshakeKind::Resumed),
+            "tls13 {tls13}: {kinds:?}"
+        );
+    }
+    a.terminate();
+    b.terminate();
+}

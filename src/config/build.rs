@@ -451,6 +451,10 @@ impl Builder<'_> {
             session_cache: DEFAULT_SESSION_CACHE,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             proxy_protocol: ProxyProtocol::Off,
+            ticket_keys: raw
+                .ticket_keys
+                .map(|k| self.path(k, "tls.ticket_keys"))
+                .transpose()?,
         };
         let t = self.table("tls");
         set!(t, c.session_cache, raw, &any);

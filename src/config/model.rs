@@ -341,6 +341,9 @@ pub struct TlsConfig {
     /// PROXY headers on the TLS listeners, before the ClientHello (trusted sources from
     /// `[server] trusted_proxies`).
     pub proxy_protocol: ProxyProtocol,
+    /// Session ticket keys shared by every instance (`cgigate ticket-keys rotate`); `None`:
+    /// keys of this process alone.
+    pub ticket_keys: Option<PathBuf>,
 }
 
 impl Config {

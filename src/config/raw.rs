@@ -236,4 +236,5 @@ pub(crate) struct RawTls {
     pub(crate) session_cache: Field<usize>,
     pub(crate) handshake_timeout: Field<DurationValue>,
     pub(crate) proxy_protocol: Field<ProxyProtocol>,
+    pub(crate) ticket_keys: Field<String>,
 }

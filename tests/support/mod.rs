@@ -837,3 +837,47 @@ pub fn proc_status(pid: u32) -> std::collections::BTreeMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.trim().to_string()))
         .collect()
 }
+
+/// HAProxy in the foreground with `cfg`, stopped on drop.
+pub struct Haproxy(Child);
+
+impl Haproxy {
+    pub fn start(dir: &Path, cfg: &str) -> Haproxy {
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let check = Command::new("haproxy")
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "haproxy -c: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Haproxy(child)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free port on 127.0.0.1 for HAProxy to listen on.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}

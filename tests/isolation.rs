@@ -14,7 +14,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    children_of, own, proc_status, repo_path, require, require_root, Server, TestUser, IO_TIMEOUT,
+    children_of, get, own, proc_status, repo_path, require, require_root, Server, TestUser,
+    IO_TIMEOUT,
 };
 
 /// Scripts of the isolation tests, written into `cgi/`.
@@ -370,7 +371,17 @@ fn each_limit_is_crossed_by_a_script_written_to_cross_it() {
     ];
     for &(prefix, script, status, outcome, words) in cases {
         let target = format!("{prefix}{script}");
-        let r = srv.get(&target);
+        let mut c = srv.connect();
+        c.send(&get(&target));
+        let r = c.try_response(false).unwrap_or_else(|| {
+            panic!(
+                "{target}: closed without a response; server alive {}; helpers {:?}; log:\n{}\naccess:\n{:?}",
+                crate::support::alive(srv.pid()),
+                srv.helpers(),
+                srv.log_text(),
+                srv.log_lines()
+            )
+        });
         assert_eq!(r.status, status, "{target}: {}", r.describe());
         let mut parts = words.to_vec();
         parts.push(&target);

@@ -374,6 +374,11 @@ fn each_limit_is_crossed_by_a_script_written_to_cross_it() {
         let mut c = srv.connect();
         c.send(&get(&target));
         let r = c.try_response(false).unwrap_or_else(|| {
+            // The server's stderr is read by a thread: give it a moment to catch up.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while srv.log_text().is_empty() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
             panic!(
                 "{target}: closed without a response; server alive {}; helpers {:?}; log:\n{}\naccess:\n{:?}",
                 crate::support::alive(srv.pid()),

@@ -77,8 +77,21 @@ output = "stream"
 }
 
 fn client_config(cert: &CertificateDer<'static>, tls13: bool) -> Arc<ClientConfig> {
+    // TLS 1.2 resumes by session ID: the server-side cache is what KB937480 was about.
+    client_config_with(&[cert], tls13, Tls12Resumption::SessionIdOnly)
+}
+
+/// A client config that trusts `certs`, speaks TLS 1.3 or 1.2 only, and resumes TLS 1.2
+/// sessions as `tls12` says.
+fn client_config_with(
+    certs: &[&CertificateDer<'static>],
+    tls13: bool,
+    tls12: Tls12Resumption,
+) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
-    roots.add(cert.clone()).unwrap();
+    for cert in certs {
+        roots.add((*cert).clone()).unwrap();
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = if tls13 {
         &[&rustls::version::TLS13]
@@ -90,9 +103,7 @@ fn client_config(cert: &CertificateDer<'static>, tls13: bool) -> Arc<ClientConfi
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    // TLS 1.2 resumes by session ID: the server-side cache is what KB937480 was about.
-    config.resumption =
-        Resumption::in_memory_sessions(64).tls12_resumption(Tls12Resumption::SessionIdOnly);
+    config.resumption = Resumption::in_memory_sessions(64).tls12_resumption(tls12);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(config)
 }
@@ -388,25 +399,7 @@ fn a_proxy_header_before_the_client_hello_gives_the_clients_address() {
 
 /// A client config that trusts `certs` and resumes TLS 1.2 with tickets too.
 fn ticket_client(certs: &[&CertificateDer<'static>], tls13: bool) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for cert in certs {
-        roots.add((*cert).clone()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions: &[&rustls::SupportedProtocolVersion] = if tls13 {
-        &[&rustls::version::TLS13]
-    } else {
-        &[&rustls::version::TLS12]
-    };
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.resumption =
-        Resumption::in_memory_sessions(64).tls12_resumption(Tls12Resumption::SessionIdOrTickets);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+    client_config_with(certs, tls13, Tls12Resumption::SessionIdOrTickets)
 }
 
 #[test]

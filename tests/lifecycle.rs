@@ -162,9 +162,10 @@ fn a_restart_on_a_socket_activated_listener_fails_no_request() {
     use std::os::fd::AsRawFd;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
-    // The test holds the listening socket, as systemd does; each instance inherits it.
+    // The test holds the listening socket, as systemd does; each instance inherits it. It
+    // is inheritable only while an instance starts: every process the other tests start
+    // meanwhile would get it too.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()).unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let keys = "keep_alive_timeout = \"2s\"\nshutdown_timeout = \"10s\"";
     let cfg = format!(
@@ -175,9 +176,11 @@ fn a_restart_on_a_socket_activated_listener_fails_no_request() {
     let start = || {
         let holder = tempfile::tempdir().unwrap();
         let program = socket_activated(holder.path(), listener.as_raw_fd());
+        rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()).unwrap();
         let srv = Server::start_program(&program, &[], &cfg, |d| {
             std::fs::create_dir_all(d.join("static")).unwrap();
         });
+        rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::CLOEXEC).unwrap();
         assert_eq!(srv.addr, addr, "it serves the inherited socket");
         (srv, holder)
     };

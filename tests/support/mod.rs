@@ -334,6 +334,7 @@ pub struct Client {
     pub stream: TcpStream,
     io: Box<dyn Io>,
     buf: Vec<u8>,
+    last_error: Option<String>,
 }
 
 impl Client {
@@ -347,6 +348,7 @@ impl Client {
             stream,
             io,
             buf: Vec::new(),
+            last_error: None,
         }
     }
 
@@ -356,6 +358,7 @@ impl Client {
             stream,
             io,
             buf: Vec::new(),
+            last_error: None,
         }
     }
 
@@ -391,8 +394,16 @@ impl Client {
                     String::from_utf8_lossy(&self.buf)
                 )
             }
-            Err(_) => false,
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                false
+            }
         }
+    }
+
+    /// The read error that ended the last read, if one did (rather than end of file).
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
     }
 
     fn line(&mut self) -> Option<String> {

@@ -43,16 +43,10 @@ pub(crate) struct Forwarding {
 impl Forwarding {
     /// The connection as `head` says a trusted proxy forwarded it: its client, and whether
     /// the client's connection was TLS. Unchanged without a trusted proxy or a header.
-    #[inline]
     fn apply(&self, conn: &ConnInfo, head: &RequestHead) -> ConnInfo {
         if self.headers == ForwardedHeaders::Off || !self.trusted.contains(conn.peer.ip()) {
             return *conn;
         }
-        self.forwarded(conn, head)
-    }
-
-    /// [`Forwarding::apply`] from a trusted proxy.
-    fn forwarded(&self, conn: &ConnInfo, head: &RequestHead) -> ConnInfo {
         let fields = |name: &'static str| head.headers_named(name).map(|v| v.as_ref());
         let said = match self.headers {
             ForwardedHeaders::XForwardedFor => forwarded::x_forwarded(

@@ -17,7 +17,7 @@ use crate::access_log::AccessLog;
 use crate::app::{App, Forwarding};
 use crate::cgi::helpers::Helpers;
 use crate::cgi::process::Registry;
-use crate::config::{Config, Identity, OutputConfig, ProxyProtocol, RouteKind};
+use crate::config::{Config, Identity, OutputConfig, ProxyProtocol, RouteKind, TlsConfig};
 use crate::handler::{ConnInfo, Handler};
 use crate::http::conn::{self, Context, Settings};
 use crate::http::head::Limits;
@@ -139,6 +139,26 @@ struct Listener {
     tls: Option<(TlsAcceptor, Duration)>,
     /// Whether connections start with a PROXY header.
     proxy: ProxyProtocol,
+}
+
+impl Listener {
+    /// A plain-HTTP listener, as `[server]` says.
+    fn plain(tcp: TcpListener, config: &Config) -> Listener {
+        Listener {
+            tcp,
+            tls: None,
+            proxy: config.server.proxy_protocol,
+        }
+    }
+
+    /// A TLS listener, as `[tls]` says.
+    fn tls(tcp: TcpListener, acceptor: &TlsAcceptor, tls: &TlsConfig) -> Listener {
+        Listener {
+            tcp,
+            tls: Some((acceptor.clone(), tls.handshake_timeout)),
+            proxy: tls.proxy_protocol,
+        }
+    }
 }
 
 /// A bound, not yet running server.
@@ -309,17 +329,9 @@ fn adopt_all(
         let tcp = adopt().map_err(|source| ServerError::Bind { addr, source })?;
         let listener = match &tls {
             Some((acceptor, tls)) if tls.listen.iter().any(|a| a.port() == addr.port()) => {
-                Listener {
-                    tcp,
-                    tls: Some((acceptor.clone(), tls.handshake_timeout)),
-                    proxy: tls.proxy_protocol,
-                }
+                Listener::tls(tcp, acceptor, tls)
             }
-            _ => Listener {
-                tcp,
-                tls: None,
-                proxy: config.server.proxy_protocol,
-            },
+            _ => Listener::plain(tcp, config),
         };
         listeners.push(listener);
     }
@@ -335,20 +347,12 @@ fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
     let mut listeners = Vec::new();
     let reuse_port = config.server.reuse_port;
     for addr in &config.server.listen {
-        listeners.push(Listener {
-            tcp: bind(*addr, reuse_port)?,
-            tls: None,
-            proxy: config.server.proxy_protocol,
-        });
+        listeners.push(Listener::plain(bind(*addr, reuse_port)?, config));
     }
     if let Some(tls) = &config.tls {
         let acceptor = TlsAcceptor::from(crate::tls::server_config(tls)?);
         for addr in &tls.listen {
-            listeners.push(Listener {
-                tcp: bind(*addr, reuse_port)?,
-                tls: Some((acceptor.clone(), tls.handshake_timeout)),
-                proxy: tls.proxy_protocol,
-            });
+            listeners.push(Listener::tls(bind(*addr, reuse_port)?, &acceptor, tls));
         }
     }
     Ok(listeners)

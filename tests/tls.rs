@@ -117,12 +117,23 @@ fn connect(addr: &str) -> TcpStream {
 
 /// Finish a handshake whose ClientHello already went out, then make one request (so TLS 1.3
 /// tickets arrive) and close. Returns how the handshake went.
-fn finish_and_request(mut conn: ClientConnection, sock: TcpStream) -> HandshakeKind {
+fn finish_and_request(conn: ClientConnection, sock: TcpStream) -> HandshakeKind {
+    let (kind, alpn, _) = handshake_and_printenv(conn, sock);
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    kind
+}
+
+/// Finish a handshake, then GET printenv (asserting a 200): how the handshake went, the
+/// protocol ALPN chose, and the response.
+fn handshake_and_printenv(
+    mut conn: ClientConnection,
+    sock: TcpStream,
+) -> (HandshakeKind, Option<Vec<u8>>, crate::support::Response) {
     let mut sock_io = sock.try_clone().unwrap();
     while conn.is_handshaking() {
         conn.complete_io(&mut sock_io).expect("handshake");
     }
-    assert_eq!(conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
     let kind = conn.handshake_kind().expect("handshake kind");
     let mut c = Client::over(
         sock.try_clone().unwrap(),
@@ -131,7 +142,7 @@ fn finish_and_request(mut conn: ClientConnection, sock: TcpStream) -> HandshakeK
     c.send(b"GET /cgi-bin/printenv HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let r = c.response();
     assert_eq!(r.status, 200);
-    kind
+    (kind, alpn, r)
 }
 
 /// A full connection with `config`: handshake, one request.
@@ -349,17 +360,7 @@ fn env_over_tls(
         conn.write_tls(&mut first).unwrap();
     }
     (&sock).write_all(&first).unwrap();
-    let mut sock_io = sock.try_clone().unwrap();
-    while conn.is_handshaking() {
-        conn.complete_io(&mut sock_io).expect("handshake");
-    }
-    let mut c = Client::over(
-        sock.try_clone().unwrap(),
-        Box::new(StreamOwned::new(conn, sock)),
-    );
-    c.send(b"GET /cgi-bin/printenv HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    let r = c.response();
-    assert_eq!(r.status, 200);
+    let (_, _, r) = handshake_and_printenv(conn, sock);
     r.text()
         .lines()
         .filter_map(|l| l.split_once('='))

@@ -193,7 +193,8 @@ where
                 return Err(NoHead::Quiet);
             }
             let idle = self.rbuf.is_empty();
-            if drain_end.is_none() && self.is_shutting_down() {
+            let shutting_down = self.is_shutting_down();
+            if drain_end.is_none() && shutting_down {
                 drain_end = Some(Instant::now() + self.ctx.settings.keep_alive_timeout);
             }
             let until = match (idle, drain_end) {
@@ -204,7 +205,6 @@ where
             if self.head_timer.deadline() != until {
                 self.head_timer.as_mut().reset(until);
             }
-            let shutting_down = self.is_shutting_down();
             tokio::select! {
                 // In order, without the random start: nothing here needs fairness.
                 biased;

@@ -9,10 +9,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use tracing::{info_span, warn, Instrument};
 
 use crate::access_log::AccessLog;
-use crate::config::{ForwardedHeaders, Trusted};
+use crate::config::{Config, ForwardedHeaders, Trusted};
 use crate::handler::{Body, ConnInfo, Handler, Request};
 use crate::http::channel::HandlerEnds;
 use crate::http::framer::OutputLimits;
@@ -26,9 +27,16 @@ use crate::stats::Stats;
 
 /// The routes, the access log and the counters.
 pub(crate) struct App {
+    /// Replaced whole by a reload: each request reads it once, when it starts, and keeps
+    /// the route it got, so a request in flight finishes with the routes it started with.
+    current: ArcSwap<Routes>,
+    stats: Arc<Stats>,
+}
+
+/// What a reload replaces.
+struct Routes {
     router: Arc<Router>,
     access: AccessLog,
-    stats: Arc<Stats>,
     forwarding: Forwarding,
 }
 
@@ -41,6 +49,14 @@ pub(crate) struct Forwarding {
 }
 
 impl Forwarding {
+    /// What `config`'s `[server]` says.
+    pub(crate) fn of(config: &Config) -> Forwarding {
+        Forwarding {
+            headers: config.server.forwarded,
+            trusted: config.server.trusted_proxies.clone(),
+        }
+    }
+
     /// The connection as `head` says a trusted proxy forwarded it: its client, and whether
     /// the client's connection was TLS. Unchanged without a trusted proxy or a header.
     fn apply(&self, conn: &ConnInfo, head: &RequestHead) -> ConnInfo {
@@ -76,11 +92,33 @@ impl App {
         forwarding: Forwarding,
     ) -> App {
         App {
+            current: ArcSwap::from_pointee(Routes {
+                router,
+                access,
+                forwarding,
+            }),
+            stats,
+        }
+    }
+
+    /// Serve new requests with `router`, `access` and `forwarding` (a reload).
+    pub(crate) fn replace(&self, router: Arc<Router>, access: AccessLog, forwarding: Forwarding) {
+        self.current.store(Arc::new(Routes {
             router,
             access,
-            stats,
             forwarding,
-        }
+        }));
+    }
+
+    /// Log to `access` from now on (at exit: [`AccessLog::off`] lets the writers finish).
+    pub(crate) fn replace_log(&self, access: AccessLog) {
+        let current = self.current.load();
+        self.replace(current.router.clone(), access, current.forwarding.clone());
+    }
+
+    /// The access log new lines go to.
+    pub(crate) fn access_log(&self) -> AccessLog {
+        self.current.load().access.clone()
     }
 }
 
@@ -97,11 +135,12 @@ impl Service for App {
     type Call = Call;
 
     fn call(&self, head: RequestHead, conn: &ConnInfo, ends: HandlerEnds) -> Call {
-        let matched = self.router.route(head.path());
+        let current = self.current.load();
+        let matched = current.router.route(head.path());
         let route = matched.entry;
         let (body, channel) = Body::open(ends);
         let req = Request {
-            conn: self.forwarding.apply(conn, &head),
+            conn: current.forwarding.apply(conn, &head),
             head,
             prefix: route.prefix.clone(),
             path: matched.path,
@@ -152,7 +191,7 @@ impl Service for App {
     }
 
     fn wants_times(&self) -> bool {
-        self.access.is_on()
+        self.current.load().access.is_on()
     }
 
     #[inline]
@@ -162,7 +201,7 @@ impl Service for App {
         if record.refused {
             self.stats.count_error();
         }
-        if !self.access.log(record) {
+        if !self.current.load().access.log(record) {
             self.stats.count_log_dropped();
         }
     }

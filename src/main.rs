@@ -2,10 +2,13 @@
 //! SIGTERM/SIGINT — or, for `cgigate probe`, measure responses as a client. Exit codes: 0 clean,
 //! 1 runtime failure (or a probe request without a response), 2 usage or config error.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use cgigate::cli::{Cli, Command, TicketKeysAction};
@@ -127,6 +130,52 @@ fn check(config: &Config) -> ExitCode {
     }
 }
 
+/// Print a `listening on` line for each URL (what scripts and tests wait for).
+fn say_listening(urls: &[String]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for url in urls {
+        let _ = writeln!(out, "listening on {url}");
+    }
+    let _ = out.flush();
+}
+
+/// SIGHUP: read the config file again and hand it to the running server.
+struct Reloads {
+    reloader: cgigate::server::Reloader,
+    /// `--config`, if given (else the default file, as at start).
+    path: Option<PathBuf>,
+    /// `--listen`, which replaces the file's addresses at each reload too.
+    listen: Vec<std::net::SocketAddr>,
+    /// Where a new `[log] level` goes, when neither `--log-level` nor `RUST_LOG` fixed it.
+    level: Option<tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>>,
+}
+
+impl Reloads {
+    async fn run(self, mut hangups: tokio::signal::unix::Signal) {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            let mut config = match load_config(self.path.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reload refused; still serving the previous config");
+                    continue;
+                }
+            };
+            if !self.listen.is_empty() {
+                config.server.listen = self.listen.clone();
+            }
+            let level = EnvFilter::try_new(&config.log.level);
+            if let Ok(reloaded) = self.reloader.reload(config).await {
+                say_listening(&reloaded.opened);
+                if let (Some(handle), Ok(level)) = (&self.level, level) {
+                    let _ = handle.reload(level);
+                }
+            }
+        }
+    }
+}
+
 fn run(mut config: Config, cli: &Cli) -> ExitCode {
     if !cli.listen.is_empty() {
         config.server.listen = cli.listen.clone();
@@ -140,7 +189,10 @@ fn run(mut config: Config, cli: &Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // --log-level beats RUST_LOG, which beats the config file.
+    // --log-level beats RUST_LOG, which beats the config file (and only then does a reload
+    // change the level).
+    let from_config =
+        cli.log_level.is_none() && std::env::var("RUST_LOG").map_or(true, |v| v.is_empty());
     let filter = match (&cli.log_level, std::env::var("RUST_LOG")) {
         (Some(level), _) => EnvFilter::try_new(level),
         (None, Ok(env)) if !env.is_empty() => EnvFilter::try_new(env),
@@ -153,10 +205,16 @@ fn run(mut config: Config, cli: &Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let (filter, level) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
+    let level = from_config.then_some(level);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -169,7 +227,11 @@ fn run(mut config: Config, cli: &Cli) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let signal = match cgigate::server::stop_signal() {
+        let signals = cgigate::server::stop_signal().and_then(|stop| {
+            let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            Ok((stop, hup))
+        });
+        let (signal, hangups) = match signals {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("cgigate: cannot install signal handlers: {e}");
@@ -183,14 +245,14 @@ fn run(mut config: Config, cli: &Cli) -> ExitCode {
                 return ExitCode::from(if e.is_config_error() { 2 } else { 1 });
             }
         };
-        {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            for url in server.urls() {
-                let _ = writeln!(out, "listening on {url}");
-            }
-            let _ = out.flush();
-        }
+        say_listening(&server.urls());
+        let reloads = Reloads {
+            reloader: server.reloader(),
+            path: cli.config.clone(),
+            listen: cli.listen.clone(),
+            level,
+        };
+        tokio::spawn(reloads.run(hangups));
         server.run(signal).await;
         ExitCode::SUCCESS
     })

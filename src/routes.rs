@@ -66,6 +66,7 @@ impl RouteError {
 }
 
 /// A handler an embedding program mounts at a prefix, beside the config's routes.
+#[derive(Clone)]
 pub(crate) struct Mounted {
     /// The prefix (checked as a config `prefix` is).
     pub(crate) prefix: String,
@@ -83,8 +84,8 @@ pub(crate) struct Built {
     pub(crate) cgi: Arc<Registry>,
     /// What the CGI routes share; the server gives it the spawn helper.
     pub(crate) cgi_shared: Arc<CgiShared>,
-    /// Loaded plugins, terminated at shutdown.
-    pub(crate) plugins: Vec<Arc<Plugin>>,
+    /// Loaded plugins (those carried over from before a reload too), terminated at shutdown.
+    pub(crate) plugins: Plugins,
     /// The spawn helpers the CGI routes need (row 0: the plain helper), if any.
     pub(crate) helpers: Option<HelperPlan>,
     /// What each CGI route's scripts run with, in route order, for `cgigate check`.
@@ -101,23 +102,43 @@ pub(crate) struct HelperPlan {
     pub(crate) eager: Vec<(u32, RouteError)>,
 }
 
+/// What a reload carries over from the routes it replaces: the scripts running (so that
+/// shutdown still stops them), the `max_children` slots they hold, and the plugins loaded
+/// (a library is loaded and initialised once per process).
+pub(crate) struct Carried {
+    /// Running CGI process groups.
+    pub(crate) registry: Arc<Registry>,
+    /// The `max_children` slots; the caller resizes them to the new config.
+    pub(crate) children: Arc<Semaphore>,
+    /// Loaded plugins.
+    pub(crate) plugins: Plugins,
+}
+
 /// Build the router for a config and the mounted handlers, checking that every route can
-/// be served (this loads and initialises plugins).
+/// be served (this loads and initialises plugins not in `carried`).
 pub(crate) fn build(
     config: &Config,
     mounted: Vec<Mounted>,
     stats: &Arc<Stats>,
+    carried: Option<Carried>,
 ) -> Result<Built, RouteError> {
+    let (registry, children, mut plugins) = match carried {
+        Some(c) => (c.registry, c.children, c.plugins),
+        None => (
+            Arc::new(Registry::default()),
+            Arc::new(Semaphore::new(config.cgi.max_children)),
+            Plugins::default(),
+        ),
+    };
     let cgi = Arc::new(CgiShared {
-        children: Arc::new(Semaphore::new(config.cgi.max_children)),
-        registry: Arc::new(Registry::default()),
+        children,
+        registry,
         dispatcher: Arc::new(Dispatcher::default()),
         max_head_bytes: config.server.max_head_bytes,
         spawn: config.cgi.spawn,
         helpers: OnceLock::new(),
         stats: stats.clone(),
     });
-    let mut plugins = Plugins::default();
     let mut plan = Planner::new(config);
     let mut entries = Vec::with_capacity(config.routes.len() + mounted.len());
     for route in &config.routes {
@@ -143,7 +164,7 @@ pub(crate) fn build(
         router,
         cgi: cgi.registry.clone(),
         cgi_shared: cgi,
-        plugins: plugins.0.into_iter().map(|(_, _, p)| p).collect(),
+        plugins,
         helpers,
         isolation,
         landlock,
@@ -307,10 +328,15 @@ fn check_mounted(m: &Mounted, entries: &[RouteEntry]) -> Result<(), RouteError> 
 }
 
 /// The plugins loaded so far: canonical path, `plugin_config`, plugin.
-#[derive(Default)]
-struct Plugins(Vec<(PathBuf, String, Arc<Plugin>)>);
+#[derive(Clone, Default)]
+pub(crate) struct Plugins(Vec<(PathBuf, String, Arc<Plugin>)>);
 
 impl Plugins {
+    /// Every plugin loaded.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.0.iter().map(|(_, _, p)| p)
+    }
+
     /// Load a plugin once per library: a second route naming the same file shares it, and
     /// must give it the same `plugin_config` (`init` runs once per library, as ISAPI's
     /// GetExtensionVersion did).
@@ -321,7 +347,9 @@ impl Plugins {
         if let Some((_, first_config, plugin)) = self.0.iter().find(|(p, _, _)| *p == canonical) {
             if first_config != config {
                 return Err(format!(
-                    "plugin {} is already loaded by another route with a different plugin_config",
+                    "plugin {} is already loaded with a different plugin_config (a library \
+                     is initialised once per process: by another route, or before a reload, \
+                     which needs a restart to change it)",
                     path.display()
                 ));
             }

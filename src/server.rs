@@ -1,92 +1,39 @@
-//! Listeners, the accept loop, the connection limit and graceful shutdown. Each connection
-//! runs in a task of its own holding a semaphore permit (`max_connections`: beyond it,
-//! accept waits) and a drop-guard sender, so shutdown can wait for in-flight responses.
+//! The server: listeners, the accept loops, the connection limit, reloads and graceful
+//! shutdown. Each connection runs in a task of its own holding a semaphore permit
+//! (`max_connections`: beyond it, accept waits) and a drop-guard sender, so shutdown can wait
+//! for in-flight responses. What a config decides (routes, settings, certificates,
+//! listeners) is one [`Generation`], which a reload (SIGHUP, [`Reloader`]) replaces whole.
+
+mod error;
+mod listen;
+mod reload;
+mod shared;
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch, Semaphore};
-use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::access_log::AccessLog;
 use crate::app::{App, Forwarding};
 use crate::cgi::helpers::Helpers;
-use crate::cgi::process::Registry;
-use crate::config::{Config, Identity, OutputConfig, ProxyProtocol, RouteKind, TlsConfig};
-use crate::handler::{ConnInfo, Handler};
-use crate::http::conn::{self, Context, Settings};
-use crate::http::head::Limits;
-use crate::plugin::Plugin;
+use crate::config::{Config, Identity, OutputConfig, RouteKind};
+use crate::handler::Handler;
 use crate::privilege;
-use crate::proxy::prefixed::Prefixed;
-use crate::proxy::{self, Preamble};
-use crate::routes::{self, Built, HelperPlan, Mounted, RouteError};
+use crate::routes::{self, Built, HelperPlan, Mounted};
 use crate::stats::Stats;
+pub use error::ServerError;
+use listen::Bound;
+use reload::State;
+pub use reload::{ReloadError, Reloaded, Reloader};
+use shared::{Generation, Shared};
 
-/// After an accept error (EMFILE, ENFILE…) wait this long before accepting again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long the access log gets to write its last lines at exit.
 const LOG_DRAIN: Duration = Duration::from_secs(2);
-
-/// What the accept loops share.
-struct Shared {
-    /// The validated configuration.
-    config: Config,
-    /// What each connection obeys, from `[server]`.
-    settings: Settings,
-    /// The application connections serve.
-    app: Arc<App>,
-    /// Running CGI process groups.
-    cgi: Arc<Registry>,
-    /// Counters.
-    stats: Arc<Stats>,
-    /// Flips to true once at shutdown.
-    shutdown: watch::Sender<bool>,
-}
-
-/// Start-up failures.
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    /// A route cannot be served (a missing folder, an unknown handler…): a config problem.
-    #[error(transparent)]
-    Route(#[from] RouteError),
-    /// A listen address cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A socket passed with `LISTEN_FDS` cannot be used.
-    #[error("cannot use a socket passed with LISTEN_FDS: {0}")]
-    Inherited(#[source] std::io::Error),
-    /// The TLS certificate or key cannot be used.
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-    /// The CGI supervisor cannot be started.
-    #[error("cannot start the CGI supervisor: {0}")]
-    Spawner(#[source] std::io::Error),
-    /// The server cannot become `[server] user`.
-    #[error("cannot drop privileges: {0}")]
-    Privilege(String),
-    /// The access log file cannot be opened.
-    #[error("cannot open access log: {0}")]
-    AccessLog(#[source] std::io::Error),
-}
-
-impl ServerError {
-    /// Whether this is the configuration's fault (exit 2) rather than the environment's (exit 1).
-    pub fn is_config_error(&self) -> bool {
-        matches!(self, ServerError::Route(_) | ServerError::Tls(_))
-    }
-}
 
 /// Check that `config` can be served, as `cgigate check` does: the TLS certificate and key
 /// load, folders and programs exist, plugins load and initialise (and are terminated
@@ -97,8 +44,8 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, ServerError> {
     if let Some(tls) = &config.tls {
         crate::tls::server_config(tls)?;
     }
-    let built = routes::build(config, Vec::new(), &Arc::new(Stats::default()))?;
-    for plugin in &built.plugins {
+    let built = routes::build(config, Vec::new(), &Arc::new(Stats::default()), None)?;
+    for plugin in built.plugins.all() {
         plugin.terminate(Duration::ZERO);
     }
     let mut lines = vec![match &config.server.user {
@@ -132,41 +79,14 @@ pub fn check_config(config: &Config) -> Result<Vec<String>, ServerError> {
     Ok(lines)
 }
 
-/// A bound socket, plain or TLS.
-struct Listener {
-    tcp: TcpListener,
-    /// The handshake to run on each connection, and its time limit.
-    tls: Option<(TlsAcceptor, Duration)>,
-    /// Whether connections start with a PROXY header.
-    proxy: ProxyProtocol,
-}
-
-impl Listener {
-    /// A plain-HTTP listener, as `[server]` says.
-    fn plain(tcp: TcpListener, config: &Config) -> Listener {
-        Listener {
-            tcp,
-            tls: None,
-            proxy: config.server.proxy_protocol,
-        }
-    }
-
-    /// A TLS listener, as `[tls]` says.
-    fn tls(tcp: TcpListener, acceptor: &TlsAcceptor, tls: &TlsConfig) -> Listener {
-        Listener {
-            tcp,
-            tls: Some((acceptor.clone(), tls.handshake_timeout)),
-            proxy: tls.proxy_protocol,
-        }
-    }
-}
-
 /// A bound, not yet running server.
 pub struct Server {
-    listeners: Vec<Listener>,
+    /// Sockets bound, their accept loops not started.
+    bound: Vec<Bound>,
     shared: Arc<Shared>,
-    plugins: Vec<Arc<Plugin>>,
-    log_task: Option<tokio::task::JoinHandle<()>>,
+    state: Arc<tokio::sync::Mutex<State>>,
+    /// Waited for by shutdown: every `done` sender dropped.
+    done: mpsc::Receiver<()>,
 }
 
 /// A server being put together: a config, and handlers of the embedding program's own
@@ -235,44 +155,66 @@ impl Builder {
             plugins,
             helpers,
             ..
-        } = routes::build(&config, mounted, &stats)?;
-        if let Some(plan) = helpers {
+        } = routes::build(&config, mounted.clone(), &stats, None)?;
+        let helpers = match helpers {
             // Started here, on the main thread, before any connection and before the server
             // drops its privileges: the supervisor's parent-death signal is tied to the
             // thread that spawns it, and it may need them to start helpers as other users.
-            let helpers = start_helpers(plan, stats.clone()).await?;
-            let _ = cgi_shared.helpers.set(Arc::new(helpers));
-        }
+            Some(plan) => {
+                let helpers = Arc::new(start_helpers(plan, stats.clone()).await?);
+                let _ = cgi_shared.helpers.set(helpers.clone());
+                Some(helpers)
+            }
+            None => None,
+        };
         let (access, log_task) = AccessLog::start(&config.log.access, config.log.format)
             .await
             .map_err(ServerError::AccessLog)?;
-        let listeners = if inherited.is_empty() {
-            bind_all(&config)?
+        let inherited_sockets = !inherited.is_empty();
+        let sockets = if inherited_sockets {
+            listen::adopt(inherited)?
         } else {
-            adopt_all(&config, inherited)?
+            let reuse_port = config.server.reuse_port;
+            let specs = listen::specs(&config);
+            let bind = |spec| listen::bind_spec(spec, reuse_port).map(|tcp| (tcp, spec));
+            specs.into_iter().map(bind).collect::<Result<_, _>>()?
         };
+        let user = config.server.user.clone();
+        let generation = Generation::of(config, None)?;
         // Everything that needed the starting user is done: listeners, TLS files, plugins,
         // the access log, the supervisor.
-        privilege::drop_to(config.server.user.as_ref(), &config).map_err(ServerError::Privilege)?;
-        let (shutdown, _) = watch::channel(false);
-        let forwarding = Forwarding {
-            headers: config.server.forwarded,
-            trusted: config.server.trusted_proxies.clone(),
-        };
+        privilege::drop_to(user.as_ref(), &generation.config).map_err(ServerError::Privilege)?;
+        let (bound, open) = sockets
+            .into_iter()
+            .map(|(tcp, spec)| listen::listener(tcp, spec, &generation))
+            .unzip();
+        let forwarding = Forwarding::of(&generation.config);
         let app = Arc::new(App::new(router, access, stats.clone(), forwarding));
+        let (done_tx, done) = mpsc::channel(1);
         let shared = Arc::new(Shared {
-            settings: settings(&config),
-            config,
+            permits: Arc::new(Semaphore::new(generation.config.server.max_connections)),
+            current: ArcSwap::from_pointee(generation),
             app,
             cgi,
             stats,
-            shutdown,
+            shutdown: watch::channel(false).0,
+            ids: AtomicU64::new(0),
         });
-        Ok(Server {
-            listeners,
-            shared,
+        let state = State {
+            mounted,
             plugins,
-            log_task,
+            children: cgi_shared.children.clone(),
+            helpers,
+            open,
+            inherited: inherited_sockets,
+            done: Some(done_tx),
+            log_tasks: log_task.into_iter().collect(),
+        };
+        Ok(Server {
+            bound,
+            shared,
+            state: Arc::new(tokio::sync::Mutex::new(state)),
+            done,
         })
     }
 }
@@ -306,58 +248,6 @@ pub fn inherited_listeners() -> std::io::Result<Vec<std::net::TcpListener>> {
     Ok(listeners)
 }
 
-/// Serve on `inherited` sockets: TLS on the ports of `[tls] listen`, plain HTTP elsewhere.
-fn adopt_all(
-    config: &Config,
-    inherited: Vec<std::net::TcpListener>,
-) -> Result<Vec<Listener>, ServerError> {
-    let tls = config
-        .tls
-        .as_ref()
-        .map(|tls| {
-            let acceptor = TlsAcceptor::from(crate::tls::server_config(tls)?);
-            Ok::<_, ServerError>((acceptor, tls))
-        })
-        .transpose()?;
-    let mut listeners = Vec::new();
-    for std_listener in inherited {
-        let addr = std_listener.local_addr().map_err(ServerError::Inherited)?;
-        let adopt = || {
-            std_listener.set_nonblocking(true)?;
-            TcpListener::from_std(std_listener)
-        };
-        let tcp = adopt().map_err(|source| ServerError::Bind { addr, source })?;
-        let listener = match &tls {
-            Some((acceptor, tls)) if tls.listen.iter().any(|a| a.port() == addr.port()) => {
-                Listener::tls(tcp, acceptor, tls)
-            }
-            _ => Listener::plain(tcp, config),
-        };
-        listeners.push(listener);
-    }
-    info!(
-        count = listeners.len(),
-        "serving on inherited sockets (LISTEN_FDS)"
-    );
-    Ok(listeners)
-}
-
-/// Bind the plain listeners, then the TLS ones.
-fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
-    let mut listeners = Vec::new();
-    let reuse_port = config.server.reuse_port;
-    for addr in &config.server.listen {
-        listeners.push(Listener::plain(bind(*addr, reuse_port)?, config));
-    }
-    if let Some(tls) = &config.tls {
-        let acceptor = TlsAcceptor::from(crate::tls::server_config(tls)?);
-        for addr in &tls.listen {
-            listeners.push(Listener::tls(bind(*addr, reuse_port)?, &acceptor, tls));
-        }
-    }
-    Ok(listeners)
-}
-
 impl Server {
     /// A server for `config`, to which handlers can be added before it binds.
     pub fn builder(config: Config) -> Builder {
@@ -375,41 +265,47 @@ impl Server {
 
     /// The URL of each listener: plain ones first, then TLS, each in config order.
     pub fn urls(&self) -> Vec<String> {
-        self.listeners
+        self.bound
             .iter()
-            .filter_map(|l| {
-                let scheme = if l.tls.is_some() { "https" } else { "http" };
-                l.tcp.local_addr().ok().map(|a| format!("{scheme}://{a}"))
+            .filter_map(|b| {
+                let tls = b.role.borrow().as_ref().is_some_and(listen::Role::is_tls);
+                let scheme = if tls { "https" } else { "http" };
+                b.tcp.local_addr().ok().map(|a| format!("{scheme}://{a}"))
             })
             .collect()
+    }
+
+    /// A handle that reloads this server's config while it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader::new(self.shared.clone(), self.state.clone())
     }
 
     /// Serve until `signal` completes, then shut down gracefully (SPEC §1).
     pub async fn run(self, signal: impl Future<Output = ()>) {
         let Server {
-            listeners,
+            bound,
             shared,
-            plugins,
-            log_task,
+            state,
+            mut done,
         } = self;
-        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-        let permits = Arc::new(Semaphore::new(shared.config.server.max_connections));
-        let ids = Arc::new(AtomicU64::new(0));
-        for listener in listeners {
-            tokio::spawn(accept_loop(
-                listener,
-                shared.clone(),
-                permits.clone(),
-                done_tx.clone(),
-                ids.clone(),
-            ));
+        {
+            let state = state.lock().await;
+            if let Some(tx) = &state.done {
+                for b in bound {
+                    tokio::spawn(listen::accept_loop(b, shared.clone(), tx.clone()));
+                }
+            }
         }
-        drop(done_tx);
         signal.await;
         info!("shutting down: no new connections; finishing responses in flight");
         shared.shutdown.send_replace(true);
-        let grace = shared.config.server.shutdown_timeout;
-        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+        // A reload waiting for the lock now finds no `done`, and opens nothing.
+        let mut state = state.lock().await;
+        state.done = None;
+        let generation = shared.current.load_full();
+        let config = &generation.config;
+        let grace = config.server.shutdown_timeout;
+        if tokio::time::timeout(grace, done.recv()).await.is_err() {
             let open = shared.stats.snapshot().open_connections;
             warn!(
                 open,
@@ -417,101 +313,22 @@ impl Server {
             );
         }
         // SPEC §1: scripts still running are stopped (group SIGTERM, then SIGKILL).
-        shared.cgi.terminate_all(shared.config.cgi.kill_grace).await;
-        let grace = shared.config.cgi.kill_grace;
-        for plugin in plugins {
+        let grace = config.cgi.kill_grace;
+        shared.cgi.terminate_all(grace).await;
+        for plugin in state.plugins.all() {
+            let plugin = plugin.clone();
             // Waiting for handle calls blocks; do it off the runtime's threads.
             let _ = tokio::task::spawn_blocking(move || plugin.terminate(grace)).await;
         }
+        let log_tasks = std::mem::take(&mut state.log_tasks);
+        drop(state);
+        drop(generation);
+        // The last access log sender goes with the routes: then the writers can finish.
+        shared.app.replace_log(AccessLog::off());
         drop(shared);
-        if let Some(task) = log_task {
+        for task in log_tasks {
             let _ = tokio::time::timeout(LOG_DRAIN, task).await;
         }
-    }
-}
-
-/// Serve one accepted connection: its PROXY header first (when its listener has them),
-/// then TLS (when it is a TLS listener), then HTTP.
-async fn serve_connection(
-    mut sock: TcpStream,
-    mut info: ConnInfo,
-    proxy: ProxyProtocol,
-    tls: Option<(TlsAcceptor, Duration)>,
-    shared: &Shared,
-    id: u64,
-) {
-    let mut first = Vec::new();
-    if proxy != ProxyProtocol::Off {
-        let trusted = shared
-            .config
-            .server
-            .trusted_proxies
-            .contains(info.peer.ip());
-        let limit = shared.settings.header_timeout;
-        match proxy::read_preamble(&mut sock, proxy, trusted, limit).await {
-            Ok(Preamble {
-                addresses,
-                leftover,
-            }) => {
-                if let Some((client, local)) = addresses {
-                    (info.peer, info.local) = (client, local);
-                }
-                first = leftover;
-            }
-            Err(why) => {
-                warn!(id, peer = %info.peer, reason = %why, "connection refused");
-                shared.stats.count_error();
-                return;
-            }
-        }
-    }
-    let ctx = shared.context();
-    match tls {
-        None => {
-            let (r, w) = sock.into_split();
-            conn::serve(r, w, first, info, ctx, id).await;
-        }
-        Some((acceptor, limit)) => {
-            // Boxed: the handshake's state is large, and a plain connection's task would
-            // otherwise be sized for it too (an idle connection's memory).
-            Box::pin(async {
-                let sock = Prefixed::new(first, sock);
-                if let Some(stream) = crate::tls::accept(sock, &acceptor, limit).await {
-                    let (r, w) = tokio::io::split(stream);
-                    conn::serve(r, w, Vec::new(), info, ctx, id).await;
-                }
-            })
-            .await;
-        }
-    }
-}
-
-impl Shared {
-    /// What one connection is given.
-    fn context(&self) -> Context<App> {
-        Context {
-            settings: self.settings.clone(),
-            service: self.app.clone(),
-            shutdown: self.shutdown.subscribe(),
-        }
-    }
-}
-
-/// The connection settings of `[server]`.
-fn settings(config: &Config) -> Settings {
-    let server = &config.server;
-    Settings {
-        limits: Limits {
-            max_head_bytes: server.max_head_bytes,
-            max_headers: server.max_headers,
-            max_body_bytes: server.max_body_bytes,
-        },
-        max_requests: server.max_requests_per_connection,
-        header_timeout: server.header_timeout,
-        body_timeout: server.body_timeout,
-        keep_alive_timeout: server.keep_alive_timeout,
-        write_timeout: server.write_timeout,
-        half_close: server.half_close,
     }
 }
 
@@ -529,77 +346,4 @@ pub fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
             _ = int.recv() => {}
         }
     })
-}
-
-/// Listen on `addr`: SO_REUSEADDR as tokio's own bind sets it, SO_REUSEPORT when several
-/// processes are to share the port (`reuse_port`), tokio's backlog of 1024.
-fn bind(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, ServerError> {
-    let listen = || {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        if reuse_port {
-            socket.set_reuseport(true)?;
-        }
-        socket.bind(addr)?;
-        socket.listen(1024)
-    };
-    listen().map_err(|source| ServerError::Bind { addr, source })
-}
-
-async fn accept_loop(
-    listener: Listener,
-    shared: Arc<Shared>,
-    permits: Arc<Semaphore>,
-    done: mpsc::Sender<()>,
-    ids: Arc<AtomicU64>,
-) {
-    let mut shutdown = shared.shutdown.subscribe();
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = shutdown.changed() => return,
-        };
-        let accepted = tokio::select! {
-            a = listener.tcp.accept() => a,
-            _ = shutdown.changed() => return,
-        };
-        let (sock, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        // Our writes are already coalesced (one writev per batch); Nagle would only delay
-        // streamed pieces (SPEC §4 stream).
-        let _ = sock.set_nodelay(true);
-        let Ok(local) = sock.local_addr() else {
-            continue;
-        };
-        let info = ConnInfo {
-            peer,
-            local,
-            tls: listener.tls.is_some(),
-        };
-        let id = ids.fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
-        let done = done.clone();
-        let tls = listener.tls.clone();
-        let proxy = listener.proxy;
-        tokio::spawn(async move {
-            let _open = shared.stats.open_connection();
-            serve_connection(sock, info, proxy, tls, &shared, id).await;
-            debug!(id, "connection closed");
-            drop(permit);
-            drop(done);
-        });
-    }
 }

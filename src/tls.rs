@@ -75,6 +75,17 @@ pub enum TlsError {
 
 /// Build the rustls server configuration for `[tls]`.
 pub(crate) fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_after(cfg, None)
+}
+
+/// Build it again for a reload: the certificate, key and ticket key file are read again;
+/// what lives only in memory (the session cache, and this process's own ticket keys when
+/// there is no key file) is carried over from `previous` when its settings are unchanged,
+/// so that a reload does not end every resumable session.
+pub(crate) fn server_config_after(
+    cfg: &TlsConfig,
+    previous: Option<(&TlsConfig, &rustls::ServerConfig)>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs = load_certs(&cfg.cert)?;
     let key = load_key(&cfg.key)?;
     let pair_error = |source| TlsError::Pair {
@@ -91,23 +102,32 @@ pub(crate) fn server_config(cfg: &TlsConfig) -> Result<Arc<rustls::ServerConfig>
         .map_err(pair_error)?;
     // RFC 7301: we speak HTTP/1.1 only; a client offering only h2 gets no_application_protocol.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    config.session_storage = if cfg.session_cache == 0 {
-        Arc::new(NoServerSessionStorage {})
-    } else {
-        ServerSessionMemoryCache::new(cfg.session_cache)
+    config.session_storage = match previous {
+        Some((was, old)) if was.session_cache == cfg.session_cache => old.session_storage.clone(),
+        _ => new_session_storage(cfg),
     };
-    config.ticketer = match &cfg.ticket_keys {
+    config.ticketer = match (&cfg.ticket_keys, previous) {
         // Shared keys: a ticket from any instance resumes on every other.
-        Some(path) => Arc::new(tickets::SharedTickets::load(path).map_err(|message| {
+        (Some(path), _) => Arc::new(tickets::SharedTickets::load(path).map_err(|message| {
             TlsError::TicketKeys {
                 path: path.clone(),
                 message,
             }
         })?),
+        (None, Some((was, old))) if was.ticket_keys.is_none() => old.ticketer.clone(),
         // Keys of this process alone, rotated by rustls.
-        None => rustls::crypto::ring::Ticketer::new().map_err(pair_error)?,
+        (None, _) => rustls::crypto::ring::Ticketer::new().map_err(pair_error)?,
     };
     Ok(Arc::new(config))
+}
+
+/// A session cache of `[tls] session_cache` entries (none for 0).
+fn new_session_storage(cfg: &TlsConfig) -> Arc<dyn rustls::server::StoresServerSessions> {
+    if cfg.session_cache == 0 {
+        Arc::new(NoServerSessionStorage {})
+    } else {
+        ServerSessionMemoryCache::new(cfg.session_cache)
+    }
 }
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -112,6 +112,12 @@ impl Helpers {
         })
     }
 
+    /// Whether these helpers were started for `table`: a reload may keep them only then (the
+    /// supervisor cannot learn new profiles once the server has dropped its privileges).
+    pub(crate) fn serve(&self, table: &Table) -> bool {
+        self.table == *table
+    }
+
     /// Start every helper of row `row` now (at start-up).
     pub(crate) async fn start_row(&self, row: u32) -> Result<(), String> {
         for slot in &self.pool(row)?.slots {

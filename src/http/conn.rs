@@ -696,7 +696,7 @@ mod tests {
         let config = Config::from_str_at(text, std::path::Path::new("/nonexistent/config.toml"))
             .expect("config");
         let stats = Arc::new(Stats::default());
-        let built = crate::routes::build(&config, Vec::new(), &stats).expect("router");
+        let built = crate::routes::build(&config, Vec::new(), &stats, None).expect("router");
         let (shutdown, watching) = watch::channel(false);
         std::mem::forget(shutdown);
         Context {

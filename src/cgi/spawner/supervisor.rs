@@ -33,7 +33,7 @@ use crate::config::Identity;
 pub(crate) const SUPERVISOR_ARG: &str = "__cgigate-supervisor";
 
 /// What the supervisor is given at its start.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Table {
     /// Who the server runs as once it has dropped its privileges.
     pub(crate) server: Identity,

@@ -915,49 +915,15 @@ fn a_dead_helper_is_started_again_at_the_next_request() {
     assert!(!alive(helper) || !crate::support::is_helper(helper));
 }
 
-/// One request of a steady load: when it ended, and whether it was answered 200.
-type Outcome = (std::time::Instant, bool);
-
-/// Keep-alive GETs of /cgi-bin/hello in a loop until `stop`, reconnecting when the server
-/// closes; `done` counts the answers.
-fn steady_load(
-    addr: String,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) -> std::thread::JoinHandle<Vec<Outcome>> {
-    use std::sync::atomic::Ordering;
-    std::thread::spawn(move || {
-        let mut results = Vec::new();
-        let mut c = crate::support::Client::connect(&addr);
-        while !stop.load(Ordering::Relaxed) {
-            let sent = c.try_send(&get("/cgi-bin/hello"));
-            let r = if sent { c.try_response(false) } else { None };
-            let ok = r.as_ref().is_some_and(|r| r.status == 200);
-            results.push((std::time::Instant::now(), ok));
-            done.fetch_add(1, Ordering::Relaxed);
-            if r.is_none_or(|r| r.closes()) {
-                c = crate::support::Client::connect(&addr);
-            }
-        }
-        results
-    })
-}
-
 #[test]
 fn helpers_killed_under_load_are_started_again_and_their_scripts_stopped() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
     let srv = cgi_server();
     // A script in flight on a helper that will die.
     let mut slow = srv.connect();
     slow.send(&get("/cgi-bin/sleep"));
     let orphan = script_pid(&srv);
-    let (stop, done) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicUsize::new(0)),
-    );
-    let load = steady_load(srv.addr.clone(), stop.clone(), done.clone());
-    srv.wait_until("the load is running", || done.load(Ordering::Relaxed) >= 20);
+    let load = crate::support::Load::start(&srv.addr, &["/cgi-bin/hello"]);
+    load.wait_for(20);
     let helpers = srv.helpers();
     assert!(!helpers.is_empty());
     let killed_at = std::time::Instant::now();
@@ -973,12 +939,8 @@ fn helpers_killed_under_load_are_started_again_and_their_scripts_stopped() {
         r.map(|r| r.status)
     );
     // The load goes on: wait for plenty of answers after the kill.
-    let at_kill = done.load(Ordering::Relaxed);
-    srv.wait_until("100 more answers", || {
-        done.load(Ordering::Relaxed) >= at_kill + 100
-    });
-    stop.store(true, Ordering::Relaxed);
-    let results = load.join().expect("load thread");
+    load.wait_for(100);
+    let results = load.stop();
     let after: Vec<_> = results.iter().filter(|(t, _)| *t >= killed_at).collect();
     let failed = after.iter().filter(|(_, ok)| !ok).count();
     let first_ok = after

@@ -62,51 +62,6 @@ fn socket_activated(dir: &std::path::Path, fd: i32) -> std::path::PathBuf {
     path
 }
 
-/// Keep-alive GETs from `clients` threads until `stop`; (answered, failed) counts. A
-/// response with Connection: close is followed by a new connection, as clients do.
-fn load(
-    addr: &str,
-    clients: usize,
-    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
-    answered: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) -> Vec<std::thread::JoinHandle<usize>> {
-    use std::sync::atomic::Ordering;
-    (0..clients)
-        .map(|i| {
-            let (addr, stop, answered) = (addr.to_string(), stop.clone(), answered.clone());
-            std::thread::spawn(move || {
-                let mut failed = 0;
-                let mut c = crate::support::Client::connect(&addr);
-                let target = if i % 2 == 0 {
-                    "/cgi-bin/hello"
-                } else {
-                    "/echo"
-                };
-                while !stop.load(Ordering::Relaxed) {
-                    let r = if c.try_send(&get(target)) {
-                        c.try_response(false)
-                    } else {
-                        None
-                    };
-                    match r {
-                        Some(r) if r.status == 200 => {
-                            answered.fetch_add(1, Ordering::Relaxed);
-                            if r.closes() {
-                                c = crate::support::Client::connect(&addr);
-                            }
-                        }
-                        _ => {
-                            failed += 1;
-                            c = crate::support::Client::connect(&addr);
-                        }
-                    }
-                }
-                failed
-            })
-        })
-        .collect()
-}
-
 #[test]
 fn systemd_socket_activation_serves_the_passed_socket() {
     use std::io::BufRead;
@@ -160,8 +115,6 @@ fn systemd_socket_activation_serves_the_passed_socket() {
 #[test]
 fn a_restart_on_a_socket_activated_listener_fails_no_request() {
     use std::os::fd::AsRawFd;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
     // The test holds the listening socket, as systemd does; each instance inherits it. It
     // is inheritable only while an instance starts: every process the other tests start
     // meanwhile would get it too.
@@ -185,34 +138,29 @@ fn a_restart_on_a_socket_activated_listener_fails_no_request() {
         (srv, holder)
     };
     let (mut old, _dir) = start();
-    let (stop, answered) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicUsize::new(0)),
+    let load = crate::support::Load::start(
+        &addr,
+        &["/cgi-bin/hello", "/echo", "/cgi-bin/hello", "/echo"],
     );
-    let clients = load(&addr, 4, &stop, &answered);
     let mut restarts = Vec::new();
     for _ in 0..2 {
-        let before = answered.load(Ordering::Relaxed);
-        old.wait_until("the load is served", || {
-            answered.load(Ordering::Relaxed) >= before + 50
-        });
+        let before = load.answered();
+        load.wait_for(50);
         // The successor starts on the same socket, then the old one drains and exits.
         let (new, dir) = start();
         old.terminate();
         assert!(old.wait().success());
-        let at_exit = answered.load(Ordering::Relaxed);
-        new.wait_until("the successor serves", || {
-            answered.load(Ordering::Relaxed) >= at_exit + 50
-        });
+        let at_exit = load.answered();
+        load.wait_for(50);
         restarts.push(at_exit - before);
         old = new;
         let _ = dir;
     }
-    stop.store(true, Ordering::Relaxed);
-    let failed: usize = clients.into_iter().map(|t| t.join().unwrap()).sum();
+    let results = load.stop();
+    let failed = results.iter().filter(|(_, ok)| !ok).count();
     eprintln!(
         "two restarts under 4 keep-alive clients: {} requests answered, {failed} failed; answered during each drain: {restarts:?}",
-        answered.load(Ordering::Relaxed)
+        results.len() - failed
     );
     assert_eq!(failed, 0);
     old.terminate();

@@ -374,3 +374,111 @@ fn haproxy_in_http_mode_with_forwardfor_passes_the_clients_address() {
     assert_eq!(env["REMOTE_ADDR"], "127.0.0.2");
     srv.terminate();
 }
+
+#[test]
+fn under_load_through_haproxy_a_reload_and_a_restart_fail_nothing_and_a_killed_helper_heals() {
+    if !require("haproxy", "haproxy") {
+        return;
+    }
+    use std::time::{Duration, Instant};
+    // Info lines: the reloads' outcomes. Scripts start through the spawn helpers.
+    let with = |extra: &str| {
+        config("keep_alive_timeout = \"2s\"\nshutdown_timeout = \"10s\"")
+            .replace("level = \"warn\"", "level = \"info\"")
+            + "\n[cgi]\nspawn = \"helper\"\n"
+            + extra
+    };
+    let (v1, v2) = (
+        with(""),
+        with("[[route]]\nprefix = \"/v2\"\nhandler = \"hello\"\n"),
+    );
+    let (a_listen, b_listen) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut a = Server::start_on(&v1, static_dir, &a_listen);
+    let b = Server::start_on(&v1, static_dir, &b_listen);
+    let port = free_port();
+    // Connections refused while an instance restarts are tried again on the other one.
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+         retries 3\n  option redispatch 1\n  retry-on all-retryable-errors\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
+         backend be\n  balance roundrobin\n  server a {a_listen}\n  server b {b_listen}\n"
+    );
+    let _haproxy = Haproxy::start(b.dir.path(), &cfg);
+    let front = format!("127.0.0.1:{port}");
+    drop(connect_when_up(&front));
+    let load = crate::support::Load::start(
+        &front,
+        &["/cgi-bin/hello", "/echo", "/cgi-bin/hello", "/echo"],
+    );
+    load.wait_for(50);
+
+    // 1. SIGHUP with a new route, on both instances.
+    let reload_at = Instant::now();
+    for srv in [&a, &b] {
+        srv.write_config(&v2);
+        assert!(srv.reload(), "{}", srv.log_text());
+    }
+    load.wait_for(50);
+    for _ in 0..2 {
+        let stream = connect_when_up(&front);
+        let io = Box::new(stream.try_clone().unwrap());
+        let mut c = Client::over(stream, io);
+        c.send(&get("/v2"));
+        assert_eq!(
+            c.response().status,
+            200,
+            "both instances have the new route"
+        );
+    }
+
+    // 2. A restart of one instance: it drains and exits, its successor binds the port.
+    let restart_at = Instant::now();
+    a.terminate();
+    assert!(a.wait().success());
+    a = Server::start_on(&v2, static_dir, &a_listen);
+    a.wait_until("the successor is served through HAProxy", || {
+        a.log_lines().iter().any(|l| l.starts_with("127.0.0.1 "))
+    });
+    load.wait_for(50);
+
+    // 3. SIGKILL of the restarted instance's spawn helpers.
+    let kill_at = Instant::now();
+    let helpers = a.helpers();
+    assert!(!helpers.is_empty());
+    for pid in &helpers {
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+    let healed = loop {
+        if a.get("/cgi-bin/hello").status == 200 {
+            break kill_at.elapsed();
+        }
+        assert!(kill_at.elapsed() < IO_TIMEOUT, "CGI never recovered");
+    };
+    load.wait_for(50);
+    let end = Instant::now();
+    let results = load.stop();
+    let failed = |from, to| crate::support::failed_between(&results, from, to);
+    let (during_reload, during_restart, after_kill) = (
+        failed(reload_at, restart_at),
+        failed(restart_at, kill_at),
+        failed(kill_at, end),
+    );
+    eprintln!(
+        "through HAProxy, 4 keep-alive clients: {} requests; failed: {during_reload} across the \
+         reloads, {during_restart} across the restart, {after_kill} after killing {} helpers; \
+         CGI answered directly again {healed:?} after the kill",
+        results.len(),
+        helpers.len()
+    );
+    assert_eq!((during_reload, during_restart), (0, 0));
+    assert!(healed < Duration::from_secs(1), "{healed:?}");
+    a.terminate();
+    b.terminate();
+}

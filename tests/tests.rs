@@ -8,6 +8,8 @@ mod http;
 mod limits;
 // buffer / stream / auto output, seen from the client.
 mod output;
+// SIGHUP: routes, listeners, limits, the access log and isolation, reloaded or refused.
+mod reload;
 // Graceful shutdown, the command line, config errors, the access log.
 mod lifecycle;
 // The static_dir handler: 304, traversal refusals.

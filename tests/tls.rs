@@ -403,23 +403,25 @@ fn ticket_client(certs: &[&CertificateDer<'static>], tls13: bool) -> Arc<ClientC
     client_config_with(certs, tls13, Tls12Resumption::SessionIdOrTickets)
 }
 
+/// `cgigate ticket-keys rotate FILE`; what it printed.
+fn rotate(file: &Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cgigate"))
+        .args(["ticket-keys", "rotate"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn shared_ticket_keys_resume_a_session_on_another_instance() {
     let keys_dir = tempfile::tempdir().unwrap();
     let keys = keys_dir.path().join("ticket.keys");
-    let rotate = |file: &Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cgigate"))
-            .args(["ticket-keys", "rotate"])
-            .arg(file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
     assert!(rotate(&keys).contains("1 keys"));
     let shared = format!("ticket_keys = {:?}", keys.display().to_string());
     let (a, cert_a) = tls_server(&shared);
@@ -546,4 +548,62 @@ fn through_haproxy_in_tcp_mode_a_session_resumes_on_the_other_instance() {
     }
     a.terminate();
     b.terminate();
+}
+
+/// The certificate a fresh TLS 1.3 handshake with `addr` is shown.
+fn served_cert(addr: &str, trusted: &[&CertificateDer<'static>]) -> CertificateDer<'static> {
+    let config = ticket_client(trusted, true);
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut conn = ClientConnection::new(config, name).unwrap();
+    let mut sock = connect(addr);
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).expect("handshake");
+    }
+    conn.peer_certificates().unwrap()[0].clone().into_owned()
+}
+
+#[test]
+fn sighup_loads_a_new_certificate_and_rotated_ticket_keys_and_sessions_survive_it() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = keys_dir.path().join("ticket.keys");
+    rotate(&keys);
+    let next = tempfile::tempdir().unwrap();
+    let renewed = write_cert(next.path());
+    let (srv, cert) = tls_server(&format!("ticket_keys = {:?}", keys.display().to_string()));
+    let addr = srv.https_addr.clone().unwrap();
+    let both = [&cert, &renewed];
+    let before = [ticket_client(&both, true), ticket_client(&both, false)];
+    for config in &before {
+        assert_eq!(visit(&addr, config), HandshakeKind::Full);
+    }
+    assert_eq!(served_cert(&addr, &both), cert);
+    // A renewed certificate and a rotated key file, then SIGHUP.
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(next.path().join(file), srv.dir.path().join(file)).unwrap();
+    }
+    assert!(rotate(&keys).contains("2 keys"));
+    assert!(srv.reload(), "{}", srv.log_text());
+    assert_eq!(served_cert(&addr, &both), renewed);
+    for (config, tls13) in before.iter().zip([true, false]) {
+        assert_eq!(
+            visit(&addr, config),
+            HandshakeKind::Resumed,
+            "tls13 {tls13}: a ticket of the old key, still listed"
+        );
+    }
+    srv.terminate();
+
+    // Without a key file, the process's own ticket keys and its session cache outlive a
+    // reload: TLS 1.3 tickets and TLS 1.2 session IDs resume after it.
+    let (srv, cert) = tls_server("");
+    let addr = srv.https_addr.clone().unwrap();
+    let before = [client_config(&cert, true), client_config(&cert, false)];
+    for config in &before {
+        assert_eq!(visit(&addr, config), HandshakeKind::Full);
+    }
+    assert!(srv.reload(), "{}", srv.log_text());
+    for config in &before {
+        assert_eq!(visit(&addr, config), HandshakeKind::Resumed);
+    }
+    srv.terminate();
 }

@@ -127,12 +127,34 @@ impl Server {
 
     /// Send SIGTERM (graceful shutdown).
     pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Send `signal` ("-HUP", "-TERM"…) to the server.
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(signal)
             .arg(self.pid().to_string())
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// Replace the config file the server was started with (what a SIGHUP reads).
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.dir.path().join("config.toml"), text).expect("write config");
+    }
+
+    /// Send SIGHUP and wait until the server logs the outcome (its `[log] level` must let
+    /// info lines through): whether it reloaded.
+    pub fn reload(&self) -> bool {
+        let count = |what: &str| self.log_text().matches(what).count();
+        let (done, refused) = (count("config reloaded"), count("reload refused"));
+        self.signal("-HUP");
+        self.wait_until("the reload's outcome logged", || {
+            count("config reloaded") > done || count("reload refused") > refused
+        });
+        count("config reloaded") > done
     }
 
     /// Wait for the process to exit (bounded).
@@ -891,4 +913,86 @@ impl Drop for Haproxy {
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// Keep-alive clients requesting in a loop until stopped, one thread per target,
+/// reconnecting when the server closes (after a `Connection: close`, as clients do, or
+/// after a failure). Every request's end is recorded: when, and whether it got a 200.
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<Vec<(Instant, bool)>>>,
+}
+
+impl Load {
+    /// Start a client on `addr` for each of `targets` (GET).
+    pub fn start(addr: &str, targets: &[&str]) -> Load {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let threads = targets
+            .iter()
+            .map(|target| {
+                let request = get(target);
+                let (addr, stop, answered) = (addr.to_string(), stop.clone(), answered.clone());
+                std::thread::spawn(move || {
+                    let mut results = Vec::new();
+                    let mut c = Client::connect(&addr);
+                    while !stop.load(Ordering::Relaxed) {
+                        let sent = c.try_send(&request);
+                        let r = if sent { c.try_response(false) } else { None };
+                        let ok = r.as_ref().is_some_and(|r| r.status == 200);
+                        results.push((Instant::now(), ok));
+                        if ok {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if r.is_none_or(|r| r.closes()) {
+                            c = Client::connect(&addr);
+                        }
+                    }
+                    results
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            answered,
+            threads,
+        }
+    }
+
+    /// Requests answered 200 so far.
+    pub fn answered(&self) -> usize {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Wait (bounded) until `more` requests beyond those answered now got their 200.
+    pub fn wait_for(&self, more: usize) {
+        let target = self.answered() + more;
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while self.answered() < target {
+            assert!(Instant::now() < deadline, "the load stalled");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stop the clients: every request's end, in time order.
+    pub fn stop(self) -> Vec<(Instant, bool)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all: Vec<_> = self
+            .threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("load thread"))
+            .collect();
+        all.sort_by_key(|(t, _)| *t);
+        all
+    }
+}
+
+/// How many of `results` between `from` and `to` failed.
+pub fn failed_between(results: &[(Instant, bool)], from: Instant, to: Instant) -> usize {
+    results
+        .iter()
+        .filter(|(t, ok)| *t >= from && *t < to && !ok)
+        .count()
 }

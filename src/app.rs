@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -30,6 +31,9 @@ pub(crate) struct App {
     /// Replaced whole by a reload: each request reads it once, when it starts, and keeps
     /// the route it got, so a request in flight finishes with the routes it started with.
     current: ArcSwap<Routes>,
+    /// Whether the access log is on: `current.access.is_on()`, asked twice per request and
+    /// kept here so that each costs a load, not an `ArcSwap` read (about 35 instructions).
+    logging: AtomicBool,
     stats: Arc<Stats>,
 }
 
@@ -92,6 +96,7 @@ impl App {
         forwarding: Forwarding,
     ) -> App {
         App {
+            logging: AtomicBool::new(access.is_on()),
             current: ArcSwap::from_pointee(Routes {
                 router,
                 access,
@@ -103,6 +108,7 @@ impl App {
 
     /// Serve new requests with `router`, `access` and `forwarding` (a reload).
     pub(crate) fn replace(&self, router: Arc<Router>, access: AccessLog, forwarding: Forwarding) {
+        self.logging.store(access.is_on(), Ordering::Relaxed);
         self.current.store(Arc::new(Routes {
             router,
             access,
@@ -191,7 +197,7 @@ impl Service for App {
     }
 
     fn wants_times(&self) -> bool {
-        self.current.load().access.is_on()
+        self.logging.load(Ordering::Relaxed)
     }
 
     #[inline]

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         }) => match cgigate::rotate_ticket_keys(file) {
             Ok(n) => {
                 println!(
-                    "{}: {n} keys, the newest first; copy it to every instance, then restart them",
+                    "{}: {n} keys, the newest first; copy it to every instance, then reload them (SIGHUP)",
                     file.display()
                 );
                 ExitCode::SUCCESS

@@ -915,6 +915,73 @@ fn a_dead_helper_is_started_again_at_the_next_request() {
     assert!(!alive(helper) || !crate::support::is_helper(helper));
 }
 
+/// `prlimit --pid PID --nofile=SOFT:` (util-linux): the soft limit on open files.
+fn set_open_files(pid: u32, soft: u64) {
+    let set = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--nofile={soft}:")])
+        .status()
+        .expect("prlimit");
+    assert!(set.success());
+}
+
+#[test]
+fn a_helper_that_cannot_be_started_is_tried_again_only_after_its_backoff() {
+    let srv = cgi_server();
+    assert_eq!(srv.get("/cgi-bin/hello").status, 200);
+    let supervisor = srv.supervisor().expect("a supervisor");
+    // The supervisor may open no descriptor more: every helper start fails (EMFILE).
+    let open = std::fs::read_dir(format!("/proc/{supervisor}/fd"))
+        .unwrap()
+        .count();
+    set_open_files(supervisor, open as u64);
+    let helpers = srv.helpers();
+    for &pid in &helpers {
+        kill9(pid);
+        wait_gone(&srv, pid);
+    }
+    // Known dead by the server (else a request could still be sent to a dead one's socket).
+    srv.wait_until("each death noticed", || {
+        srv.log_text().matches("a CGI spawn helper is gone").count() >= helpers.len()
+    });
+    let requests = 20;
+    for _ in 0..requests {
+        assert_eq!(srv.get("/cgi-bin/hello").status, 500);
+    }
+    let counts = || {
+        let log = srv.log_text();
+        (
+            log.matches("the supervisor cannot start it").count(),
+            log.matches("starts failed; the next in").count(),
+        )
+    };
+    // The log is read from the server's stderr by a thread of the test's: it may lag.
+    let deadline = std::time::Instant::now() + crate::support::IO_TIMEOUT;
+    while counts().0 + counts().1 < requests {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every failure logged: {:?}\n{}",
+            counts(),
+            srv.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (tried, waited) = counts();
+    eprintln!("{requests} requests with no helper to be had: {tried} starts tried, {waited} refused within the backoff");
+    // Without a backoff every request would try a start (two slots: 20 tries, no waits).
+    assert!(waited >= 1 && tried < requests, "{tried} {waited}");
+    assert_eq!(tried + waited, requests, "{}", srv.log_text());
+    assert!(
+        srv.log_text().contains("Too many open files"),
+        "the reason is named"
+    );
+    // Once starts can work again, the next one after the backoff serves.
+    set_open_files(supervisor, 1024);
+    srv.wait_until("CGI served again", || {
+        srv.get("/cgi-bin/hello").status == 200
+    });
+    srv.terminate();
+}
+
 #[test]
 fn helpers_killed_under_load_are_started_again_and_their_scripts_stopped() {
     let srv = cgi_server();

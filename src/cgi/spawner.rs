@@ -296,11 +296,15 @@ impl Spawner {
             state.pending.insert(id, tx);
         }
         if let Err(e) = self.send(bytes, fds).await {
-            self.state
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pending
-                .remove(&id);
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.pending.remove(&id);
+            // The helper's end is closed: it died, and the next request may start another
+            // without waiting for the reply reader to notice.
+            if e.raw_os_error() == Some(Errno::EPIPE as i32)
+                || e.raw_os_error() == Some(Errno::ECONNREFUSED as i32)
+            {
+                state.dead = true;
+            }
             return Err(e);
         }
         rx.await

@@ -172,14 +172,20 @@ fn receive(sock: BorrowedFd<'_>, buf: &mut [u8], service: &mut impl Service) -> 
     }
     let [buf] = iov;
     let data = &buf[..msg.bytes.min(buf.len())];
-    let truncated = msg
-        .flags
-        .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC);
+    // A message cut short is too big; descriptors cut short are ones this process could
+    // not take (the kernel drops them with MSG_CTRUNC when it is at its open-file limit).
+    let truncated = if msg.flags.contains(ReturnFlags::TRUNC) {
+        Some(Errno::E2BIG)
+    } else if msg.flags.contains(ReturnFlags::CTRUNC) {
+        Some(Errno::EMFILE)
+    } else {
+        None
+    };
     let answer = match (truncated, Command::decode(data)) {
-        (false, Ok(command)) => service.command(command, fds),
+        (None, Ok(command)) => service.command(command, fds),
         // Answer what can be answered; a message without even an id is dropped.
-        (true, _) => Command::peek_id(data).map(|id| failed(id, Errno::E2BIG)),
-        (false, Err(_)) => Command::peek_id(data).map(|id| failed(id, Errno::EINVAL)),
+        (Some(errno), _) => Command::peek_id(data).map(|id| failed(id, errno)),
+        (None, Err(_)) => Command::peek_id(data).map(|id| failed(id, Errno::EINVAL)),
     };
     match answer {
         Some(answer) => reply(sock, &answer),

@@ -53,6 +53,9 @@ pub enum Command {
         /// Print one JSON object per request instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also draw each request's arrivals (one lane per request) into FILE, as SVG.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<std::path::PathBuf>,
         /// Longest time for one request, connecting included (e.g. 500ms, 30s, 2m).
         #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
         timeout: Duration,
@@ -69,7 +72,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum TicketKeysAction {
     /// Put a fresh key first and keep the newest 3, creating FILE (mode 0600) if missing;
-    /// copy it to every instance, then restart them. Sessions made with the keys kept still
+    /// copy it to every instance, then reload them (SIGHUP). Sessions made with the keys kept still
     /// resume. Exit 0, or 1 with the reason.
     Rotate {
         /// The key file.

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
             repeat,
             timeline,
             json,
+            svg,
             timeout,
         }) => probe(&cgigate::probe::Options {
             targets: urls.clone(),
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
             timeline: *timeline,
             json: *json,
             timeout: *timeout,
+            svg: svg.clone(),
         }),
         Some(Command::Check) => with_config(&cli, |config| check(&config)),
         Some(Command::TicketKeys {

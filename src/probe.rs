@@ -12,6 +12,7 @@ mod error;
 mod measure;
 mod report;
 mod response;
+mod svg;
 pub mod target;
 
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ pub struct Options {
     pub json: bool,
     /// Longest time for one request, connecting included.
     pub timeout: Duration,
+    /// Also draw every request's arrivals into this SVG file.
+    pub svg: Option<std::path::PathBuf>,
 }
 
 /// Probes every target `repeat` times, printing as it goes; true when every request got a
@@ -60,6 +63,7 @@ pub async fn run(options: &Options) -> bool {
     );
     let mut idle: HashMap<(String, u16), Conn> = HashMap::new();
     let mut all_answered = true;
+    let mut drawn: Vec<(&str, u32, Result<Measurement, String>)> = Vec::new();
     for target in &options.targets {
         for n in 1..=options.repeat {
             let conn = idle.remove(&target.key());
@@ -69,7 +73,9 @@ pub async fn run(options: &Options) -> bool {
                     if let Some(conn) = conn {
                         idle.insert(target.key(), conn);
                     }
-                    report.measurement(&target.url, n, &m)
+                    let printed = report.measurement(&target.url, n, &m);
+                    drawn.push((&target.url, n, Ok(m)));
+                    printed
                 }
                 Err(e) => {
                     all_answered = false;
@@ -79,9 +85,24 @@ pub async fn run(options: &Options) -> bool {
                         String::new()
                     };
                     eprintln!("cgigate: probe {}{which}: {e}", target.url);
+                    drawn.push((&target.url, n, Err(e.to_string())));
                     report.failure(&target.url, n, &e.to_string())
                 }
             };
+        }
+    }
+    if let Some(path) = &options.svg {
+        let lanes: Vec<svg::Lane<'_>> = drawn
+            .iter()
+            .map(|(url, request, result)| svg::Lane {
+                url,
+                request: *request,
+                result: result.as_ref().map_err(Clone::clone),
+            })
+            .collect();
+        if let Err(e) = std::fs::write(path, svg::render(&lanes)) {
+            eprintln!("cgigate: probe --svg {}: {e}", path.display());
+            return false;
         }
     }
     all_answered

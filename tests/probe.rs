@@ -335,3 +335,69 @@ fn a_kept_connection_the_server_dropped_is_replaced() {
         assert_eq!(conns, ["new"; 3], "linger {linger:?}");
     }
 }
+
+#[test]
+fn svg_draws_one_lane_per_request_with_its_arrivals() {
+    let srv = server("");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("timeline.svg");
+    let buffered = format!("http://{}/buffered/ticker?count=4&interval_ms=30", srv.addr);
+    let streamed = format!("http://{}/streamed/ticker?count=4&interval_ms=30", srv.addr);
+    let out = probe(&[
+        "--svg",
+        file.to_str().unwrap(),
+        "--repeat",
+        "2",
+        &buffered,
+        &streamed,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let lanes: Vec<_> = doc
+        .root_element()
+        .children()
+        .filter(|n| n.attribute("class") == Some("lane"))
+        .collect();
+    let seen: Vec<_> = lanes
+        .iter()
+        .map(|l| {
+            (
+                l.attribute("data-url").unwrap(),
+                l.attribute("data-request").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (buffered.as_str(), "1"),
+            (buffered.as_str(), "2"),
+            (streamed.as_str(), "1"),
+            (streamed.as_str(), "2")
+        ]
+    );
+    let arrivals = |lane: &roxmltree::Node| {
+        lane.descendants()
+            .filter(|n| n.attribute("class") == Some("arrival"))
+            .count()
+    };
+    // Buffered: the whole body in one piece; streamed: a piece per line written apart.
+    assert_eq!(arrivals(&lanes[0]), 1);
+    assert!(arrivals(&lanes[2]) >= 3, "{}", arrivals(&lanes[2]));
+    let words: String = lanes[2].descendants().filter_map(|n| n.text()).collect();
+    assert!(
+        words.contains("chunked") && words.contains("head ") && words.contains("end "),
+        "{words}"
+    );
+    // A file that cannot be written is a failure, said on stderr.
+    let out = probe(&["--svg", "/nonexistent-dir/x.svg", &buffered]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--svg /nonexistent-dir/x.svg"),
+        "{}",
+        stderr(&out)
+    );
+    srv.terminate();
+}

@@ -60,6 +60,36 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
         timeout: Duration,
     },
+    /// Run a CGI script exactly as the server would for one request, without a server.
+    ///
+    /// The route, working folder, interpreter, identity, limits and sandbox come from the
+    /// config; the request from the arguments (or --request FILE). Prints the environment,
+    /// the script's header block as parsed, what the server would answer (status, framing,
+    /// keep-alive, or why it would answer 502, at which byte), the body and stderr. Exit 0
+    /// when the server would send the script's response, 1 when it would refuse it.
+    Run {
+        /// A path (/cgi-bin/env?x=1) or an http:// URL.
+        #[arg(value_name = "TARGET")]
+        target: Option<String>,
+        /// The request method.
+        #[arg(short = 'X', long, default_value = "GET")]
+        method: String,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "HEADER")]
+        headers: Vec<String>,
+        /// The request body.
+        #[arg(short = 'd', long, value_name = "BODY", conflicts_with = "data_file")]
+        data: Option<String>,
+        /// The request body, from a file.
+        #[arg(long, value_name = "FILE")]
+        data_file: Option<PathBuf>,
+        /// A whole HTTP/1.1 request in a file (what [cgi] capture_failures writes).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["target", "headers", "data", "data_file"])]
+        request: Option<PathBuf>,
+        /// Print only the environment the script would get; do not run it.
+        #[arg(long)]
+        env_only: bool,
+    },
     /// Manage the `[tls] ticket_keys` file that instances share for TLS session resumption.
     TicketKeys {
         /// What to do with it.

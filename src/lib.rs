@@ -41,6 +41,7 @@ mod proxy;
 pub mod response;
 mod router;
 mod routes;
+pub mod run;
 pub mod server;
 mod stats;
 mod tls;

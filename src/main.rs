@@ -50,6 +50,36 @@ fn main() -> ExitCode {
             svg: svg.clone(),
         }),
         Some(Command::Check) => with_config(&cli, |config| check(&config)),
+        Some(Command::Run {
+            target,
+            method,
+            headers,
+            data,
+            data_file,
+            request,
+            env_only,
+        }) => {
+            let body = match (data, data_file) {
+                (Some(d), _) => Some(d.clone().into_bytes()),
+                (None, Some(f)) => match std::fs::read(f) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        eprintln!("cgigate: {}: {e}", f.display());
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, None) => None,
+            };
+            let request = cgigate::run::RunRequest {
+                target: target.clone(),
+                method: method.clone(),
+                headers: headers.clone(),
+                body,
+                file: request.clone(),
+                env_only: *env_only,
+            };
+            with_config(&cli, |config| run_script(&config, &request))
+        }
         Some(Command::TicketKeys {
             action: TicketKeysAction::Rotate { file },
         }) => match cgigate::rotate_ticket_keys(file) {
@@ -76,6 +106,36 @@ fn with_config(cli: &Cli, then: impl FnOnce(Config) -> ExitCode) -> ExitCode {
         Err(e) => {
             eprintln!("cgigate: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `cgigate run`: one script, as the server would run it; exit 0 when the server would send
+/// its response, 1 when the server would refuse it, 2 when it cannot be run at all.
+fn run_script(config: &Config, request: &cgigate::run::RunRequest) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cgigate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut out = String::new();
+    let result = runtime.block_on(cgigate::run::run(config, request, &mut out));
+    print!("{out}");
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("cgigate: run: {e}");
+            ExitCode::from(if matches!(e, cgigate::run::RunError::Request(_)) {
+                1
+            } else {
+                2
+            })
         }
     }
 }

@@ -92,6 +92,8 @@ pub(crate) struct Built {
     pub(crate) isolation: Vec<Profile>,
     /// What this kernel's Landlock enforces, if a route has a sandbox.
     pub(crate) landlock: Option<Support>,
+    /// The CGI routes' handlers by prefix, for `cgigate run`.
+    pub(crate) cgi_routes: Vec<(String, Arc<CgiHandler>)>,
 }
 
 /// The helpers to start: the supervisor's table, and which rows to start at once.
@@ -141,8 +143,16 @@ pub(crate) fn build(
     });
     let mut plan = Planner::new(config);
     let mut entries = Vec::with_capacity(config.routes.len() + mounted.len());
+    let mut cgi_routes = Vec::new();
     for route in &config.routes {
-        let handler = route_handler(config, route, &cgi, &mut plugins, &mut plan, stats)?;
+        let handler = match cgi_handler(config, route, &cgi, &mut plan)? {
+            Some(handler) => {
+                let handler = Arc::new(handler);
+                cgi_routes.push((route.prefix.clone(), handler.clone()));
+                handler
+            }
+            None => route_handler(config, route, &mut plugins, stats)?,
+        };
         entries.push(RouteEntry {
             prefix: Arc::from(route.prefix.as_str()),
             handler,
@@ -168,6 +178,7 @@ pub(crate) fn build(
         helpers,
         isolation,
         landlock,
+        cgi_routes,
     })
 }
 
@@ -273,24 +284,49 @@ impl Planner {
     }
 }
 
-/// The handler of one config route.
-fn route_handler(
+/// A config route's place in its file, for its errors.
+fn route_error(config: &Config, route: &Route) -> impl Fn(String) -> RouteError {
+    let file = config.source.as_ref().map_or_else(
+        || "(built-in defaults)".to_string(),
+        |p| p.display().to_string(),
+    );
+    let (line, prefix) = (route.line, route.prefix.clone());
+    move |message: String| RouteError::Config {
+        file: file.clone(),
+        line,
+        prefix: prefix.clone(),
+        message,
+    }
+}
+
+/// The handler of a CGI route (confined as its settings say); `None` for other routes.
+fn cgi_handler(
     config: &Config,
     route: &Route,
     cgi: &Arc<CgiShared>,
-    plugins: &mut Plugins,
     plan: &mut Planner,
+) -> Result<Option<CgiHandler>, RouteError> {
+    let fail = route_error(config, route);
+    let handler = match &route.kind {
+        RouteKind::CgiDir(dir) => CgiHandler::dir(dir, route.cgi.clone(), cgi.clone())
+            .map_err(|e| fail(format!("cgi_dir {}: {e}", dir.display())))?,
+        RouteKind::CgiScript(program) => {
+            CgiHandler::script(program, route.cgi.clone(), cgi.clone())
+                .map_err(|e| fail(format!("cgi_script {}: {e}", program.display())))?
+        }
+        _ => return Ok(None),
+    };
+    plan.place(config, route, handler, &fail).map(Some)
+}
+
+/// The handler of one config route that is not a CGI route.
+fn route_handler(
+    config: &Config,
+    route: &Route,
+    plugins: &mut Plugins,
     stats: &Arc<Stats>,
 ) -> Result<Arc<dyn Handler>, RouteError> {
-    let fail = |message: String| RouteError::Config {
-        file: config.source.as_ref().map_or_else(
-            || "(built-in defaults)".to_string(),
-            |p| p.display().to_string(),
-        ),
-        line: route.line,
-        prefix: route.prefix.clone(),
-        message,
-    };
+    let fail = route_error(config, route);
     Ok(match &route.kind {
         RouteKind::Handler(name) => {
             builtin(name, stats).ok_or_else(|| fail(format!("unknown handler {name:?}")))?
@@ -298,19 +334,12 @@ fn route_handler(
         RouteKind::StaticDir(dir) => Arc::new(
             StaticDir::new(dir).map_err(|e| fail(format!("static_dir {}: {e}", dir.display())))?,
         ),
-        RouteKind::CgiDir(dir) => {
-            let handler = CgiHandler::dir(dir, route.cgi.clone(), cgi.clone())
-                .map_err(|e| fail(format!("cgi_dir {}: {e}", dir.display())))?;
-            Arc::new(plan.place(config, route, handler, &fail)?)
-        }
-        RouteKind::CgiScript(program) => {
-            let handler = CgiHandler::script(program, route.cgi.clone(), cgi.clone())
-                .map_err(|e| fail(format!("cgi_script {}: {e}", program.display())))?;
-            Arc::new(plan.place(config, route, handler, &fail)?)
-        }
         RouteKind::Plugin { path, config } => Arc::new(PluginHandler::new(
             plugins.load(path, config).map_err(fail)?,
         )),
+        RouteKind::CgiDir(_) | RouteKind::CgiScript(_) => {
+            return Err(fail("a CGI route built as another kind".to_string()))
+        }
     })
 }
 

@@ -221,7 +221,10 @@ impl Builder {
 
 /// Start the supervisor and the helpers that start with the server; a helper that cannot
 /// apply its profile stops the start-up, naming its route.
-async fn start_helpers(plan: HelperPlan, stats: Arc<Stats>) -> Result<Helpers, ServerError> {
+pub(crate) async fn start_helpers(
+    plan: HelperPlan,
+    stats: Arc<Stats>,
+) -> Result<Helpers, ServerError> {
     let helpers = Helpers::start(plan.table, stats).map_err(ServerError::Spawner)?;
     debug!(pid = helpers.supervisor_pid(), "CGI supervisor running");
     for (row, route) in plan.eager {

@@ -336,3 +336,77 @@ fn bad_scripts_table() {
         });
     }
 }
+
+/// `cgigate run` on the config `srv` was started with: its exit code and its report.
+pub(crate) fn cgigate_run(srv: &Server, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cgigate"))
+        .arg("--config")
+        .arg(srv.dir.path().join("config.toml"))
+        .arg("run")
+        .args(args)
+        .current_dir(srv.dir.path())
+        .output()
+        .unwrap();
+    let mut report = String::from_utf8_lossy(&out.stdout).to_string();
+    report.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), report)
+}
+
+/// The status `cgigate run` says the server would answer with; `None` for a local redirect.
+pub(crate) fn said_status(report: &str) -> Option<u16> {
+    let verdict = report
+        .split("== the server would answer\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no verdict in:\n{report}"));
+    verdict.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn cgigate_run_gives_every_row_the_servers_verdict() {
+    let rows = rows();
+    let srv = Server::start_with(&config(), |dir| {
+        let cgi = dir.join("cgi");
+        std::fs::create_dir_all(&cgi).unwrap();
+        write_script(
+            &cgi.join("ok"),
+            &[b"Content-Type: text/plain\n\nok\n".to_vec()],
+        );
+        for row in &rows {
+            write_script(&cgi.join(row.name), &row.output);
+        }
+    });
+    let mut differ = Vec::new();
+    for row in &rows {
+        let method = if row.head { "HEAD" } else { "GET" };
+        let mut c = srv.connect();
+        c.send(format!("{method} /cgi-bin/{} HTTP/1.1\r\nHost: t\r\n\r\n", row.name).as_bytes());
+        let served = c.try_response(row.head).map(|r| r.status);
+        let (code, report) = cgigate_run(&srv, &["-X", method, &format!("/cgi-bin/{}", row.name)]);
+        let said = said_status(&report);
+        let refused = served == Some(502);
+        let same = match said {
+            Some(status) => served == Some(status),
+            // A local redirect: the server answers the other location, whatever it is.
+            None => report.contains("a local redirect") && !refused,
+        };
+        let exit_right = code == Some(if refused { 1 } else { 0 });
+        if !same || !exit_right {
+            differ.push(format!(
+                "{}: server {served:?}, run said {said:?} (exit {code:?})",
+                row.name
+            ));
+        }
+        if refused && !report.contains("bytes ") {
+            differ.push(format!("{}: a 502 without where:\n{report}", row.name));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} of {} rows differ:\n{}",
+        differ.len(),
+        rows.len(),
+        differ.join("\n")
+    );
+    srv.terminate();
+}

@@ -36,6 +36,8 @@ mod regressions;
 mod layers;
 // Malformed script output, one table: 502s that never split a response, and valid blocks.
 mod bad_scripts;
+// `cgigate run` and capture_failures: a script as the server runs it, and failures replayed.
+mod run;
 // Isolation: dropping root, scripts as other users, limits, the sandbox, the allowlist.
 mod isolation;
 // Behind a balancer: PROXY headers, forwarding headers, reuse_port, HAProxy in front.

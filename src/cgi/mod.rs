@@ -6,12 +6,14 @@
 //! small helper process scripts are started from, [`isolation`] what a helper confines its
 //! scripts to (user, limits, sandbox), and [`helpers`] the server's set of helpers.
 
+pub(crate) mod capture;
 pub mod env;
 pub mod header;
 pub(crate) mod helpers;
 pub(crate) mod isolation;
 pub(crate) mod output;
 pub(crate) mod process;
+pub(crate) mod run;
 pub(crate) mod sandbox;
 pub mod script;
 pub(crate) mod spawner;
@@ -33,6 +35,7 @@ use crate::http::head::{self, Limits, RequestHead};
 use crate::response::Response;
 use crate::router::Dispatcher;
 use crate::stats::Stats;
+use capture::{Capture, KeptBody};
 use env::Mount;
 use isolation::{LimitHit, Profile};
 use output::{Ended, Failure};
@@ -266,6 +269,10 @@ impl CgiHandler {
             None => None,
         };
         let environment = self.environment(req, script, content_length);
+        let kept = match &self.cfg.capture_failures {
+            Some(_) => kept_body(spooled.as_ref(), req.body.is_present(), content_length),
+            None => KeptBody::None,
+        };
         let (stdin, memory_body) = match spooled {
             Some(Spooled::File(file, _)) => (Input::File(file), None),
             Some(Spooled::Memory(pieces, _)) => (Input::Pipe, Some(pieces)),
@@ -302,7 +309,8 @@ impl CgiHandler {
             stream: self.cfg.request_body == RequestBody::Stream || req.body.is_present(),
         };
         let nph = script.nph && self.cfg.nph;
-        let ended = self
+        let mut stderr = self.cfg.capture_failures.as_ref().map(|_| Vec::new());
+        let ran = self
             .run(
                 process,
                 pipes,
@@ -311,8 +319,19 @@ impl CgiHandler {
                 res,
                 nph,
                 &script.script_name,
+                stderr.as_mut(),
             )
-            .await?;
+            .await;
+        let ended = match ran {
+            Ok(ended) => ended,
+            Err(e) => {
+                if matches!(e.status(), 502 | 504) {
+                    self.capture(&req.head, kept, stderr.unwrap_or_default(), &e, script)
+                        .await;
+                }
+                return Err(e);
+            }
+        };
         match ended {
             Ended::Done => Ok(()),
             Ended::Redirect(location) => self.redirect(req, res, &location).await,
@@ -366,6 +385,7 @@ impl CgiHandler {
         res: &mut Response,
         nph: bool,
         script: &str,
+        stderr_copy: Option<&mut Vec<u8>>,
     ) -> Result<Ended, HandlerError> {
         let cfg = &self.cfg;
         let pgid = process.pgid();
@@ -377,7 +397,7 @@ impl CgiHandler {
             self.shared.max_head_bytes,
             cfg.idle_timeout,
         ));
-        let mut err = Box::pin(output::log_stderr(pipes.stderr, script));
+        let mut err = Box::pin(output::log_stderr(pipes.stderr, script, stderr_copy));
         let mut inp = Box::pin(feed.run(pipes.stdin, body));
         let mut result: Option<Result<Ended, Failure>> = None;
         let mut exited_at: Option<Instant> = None;
@@ -460,6 +480,47 @@ impl CgiHandler {
             .into(),
             (failed, _) => failed,
         })
+    }
+
+    /// Record a failure in `[cgi] capture_failures` (off the runtime's threads); a record
+    /// that cannot be written is logged, and the request's answer is the same.
+    async fn capture(
+        &self,
+        head: &crate::http::head::RequestHead,
+        body: KeptBody,
+        stderr: Vec<u8>,
+        error: &HandlerError,
+        script: &Script,
+    ) {
+        let Some(folder) = &self.cfg.capture_failures else {
+            return;
+        };
+        let capture = Capture {
+            folder: folder.clone(),
+            max: self.cfg.capture_max,
+            secrets: self.cfg.capture_secrets,
+        };
+        let (head, status) = (head.clone(), error.status());
+        let reason = format!("{}: {error}", error.code());
+        let name = script.script_name.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            capture.write(capture::Failure {
+                head: &head,
+                body,
+                stderr: &stderr,
+                status,
+                reason,
+                script: &name,
+            })
+        })
+        .await;
+        match written {
+            Ok(Ok(dir)) => debug!(record = %dir.display(), "failure captured"),
+            Ok(Err(e)) => {
+                warn!(folder = %folder.display(), error = %e, "cannot capture the failure")
+            }
+            Err(_) => {}
+        }
     }
 
     /// A script that answered and then exited with a failure: on a route with limits, the
@@ -583,6 +644,20 @@ async fn sleep_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// What `capture_failures` keeps of a request body: a spooled one is read back from memory
+/// or its file; a streamed one is gone.
+fn kept_body(spooled: Option<&Spooled>, present: bool, length: Option<u64>) -> KeptBody {
+    match spooled {
+        Some(Spooled::Memory(pieces, n)) => KeptBody::Bytes(pieces.clone(), *n),
+        Some(Spooled::File(file, n)) => match file.try_clone() {
+            Ok(file) => KeptBody::File(file, *n),
+            Err(_) => KeptBody::Streamed(Some(*n)),
+        },
+        None if present => KeptBody::Streamed(length),
+        None => KeptBody::None,
     }
 }
 

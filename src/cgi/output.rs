@@ -123,7 +123,13 @@ fn apply_head(head: &ScriptHead, res: &mut Response, nph: bool) {
 }
 
 /// Log a script's stderr, line by line, at most [`STDERR_LOG_LIMIT`] bytes; read it to EOF.
-pub(crate) async fn log_stderr<R: AsyncRead + Unpin>(mut stderr: R, script: &str) {
+/// With `copy`, what it read is also kept there, up to [`super::capture::KEPT_BYTES`] (for
+/// `capture_failures`).
+pub(crate) async fn log_stderr<R: AsyncRead + Unpin>(
+    mut stderr: R,
+    script: &str,
+    mut copy: Option<&mut Vec<u8>>,
+) {
     let mut chunk = vec![0u8; 8 * 1024];
     let mut line: Vec<u8> = Vec::new();
     let mut logged = 0usize;
@@ -143,6 +149,10 @@ pub(crate) async fn log_stderr<R: AsyncRead + Unpin>(mut stderr: R, script: &str
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        if let Some(copy) = copy.as_deref_mut() {
+            let room = super::capture::KEPT_BYTES.saturating_sub(copy.len());
+            copy.extend_from_slice(&chunk[..n.min(room)]);
+        }
         for &b in &chunk[..n] {
             if b == b'\n' {
                 emit(&mut line, &mut logged, &mut dropped);

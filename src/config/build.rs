@@ -222,6 +222,11 @@ impl Builder<'_> {
         set!(t, c.spool_memory, raw, &any);
         set!(t, c.pass_auth, raw, &any);
         set!(t, c.nph, raw, &any);
+        set!(t, c.capture_max, raw, &at_least(1));
+        set!(t, c.capture_secrets, raw, &any);
+        if let Some(folder) = raw.capture_failures {
+            c.capture_failures = Some(self.path(folder, &join_key(table, "capture_failures"))?);
+        }
         if let Some(names) = raw.pass_env {
             c.pass_env = names.into_inner().into_iter().map(|n| n.0).collect();
         }

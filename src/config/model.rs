@@ -275,7 +275,16 @@ pub struct CgiConfig {
     pub pass_headers: Vec<String>,
     /// The sandbox.
     pub sandbox: Sandbox,
+    /// Where a replayable record of each 502 and 504 is written (`None`: nowhere).
+    pub capture_failures: Option<PathBuf>,
+    /// Most records kept there; the oldest go first (≥ 1).
+    pub capture_max: usize,
+    /// Keep Authorization, Proxy-Authorization and Cookie in the records.
+    pub capture_secrets: bool,
 }
+
+/// Default `capture_max`: failure records kept.
+pub const DEFAULT_CAPTURE_MAX: usize = 100;
 
 /// One `[[route]]`, with the server-wide output and CGI settings merged in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -443,6 +452,9 @@ impl Default for CgiConfig {
             limits: Limits::default_for_cgi(),
             nice: 0,
             pass_headers: Vec::new(),
+            capture_failures: None,
+            capture_max: DEFAULT_CAPTURE_MAX,
+            capture_secrets: false,
             sandbox: Sandbox::default(),
         }
     }

@@ -102,6 +102,9 @@ pub(crate) struct RawCgi {
     pub(crate) nice: Field<i32>,
     pub(crate) pass_headers: Field<Vec<Spanned<String>>>,
     pub(crate) sandbox: Field<RawSandbox>,
+    pub(crate) capture_failures: Field<String>,
+    pub(crate) capture_max: Field<usize>,
+    pub(crate) capture_secrets: Field<bool>,
 }
 
 /// `limits = { … }` (SPEC §9).
@@ -165,6 +168,9 @@ pub(crate) struct RawRoute {
     pub(crate) nice: Field<i32>,
     pub(crate) pass_headers: Field<Vec<Spanned<String>>>,
     pub(crate) sandbox: Field<RawSandbox>,
+    pub(crate) capture_failures: Field<String>,
+    pub(crate) capture_max: Field<usize>,
+    pub(crate) capture_secrets: Field<bool>,
 }
 
 /// The part of a route that says what it is, once its output and CGI settings are split off.
@@ -221,6 +227,9 @@ impl RawRoute {
             nice: self.nice,
             pass_headers: self.pass_headers,
             sandbox: self.sandbox,
+            capture_failures: self.capture_failures,
+            capture_max: self.capture_max,
+            capture_secrets: self.capture_secrets,
         };
         (head, output, cgi)
     }

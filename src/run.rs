@@ -263,13 +263,13 @@ fn report(
         header::parse(&ran.stdout, max_head)
     };
     let _ = writeln!(out, "\n== header block");
-    let verdict = match &parsed {
+    let (verdict, body_at) = match &parsed {
         Ok(Some((head, n))) => {
             let n = *n;
             for line in String::from_utf8_lossy(&ran.stdout[..n]).lines() {
                 let _ = writeln!(out, "{line}");
             }
-            verdict(ran, req, head, n, output)
+            (verdict(ran, req, head, n, output), n)
         }
         Ok(None) => {
             let e = if ran.nph {
@@ -298,12 +298,12 @@ fn report(
             false
         }
     };
-    let body_at = match &parsed {
-        Ok(Some((_, n))) => *n,
-        _ => ran.stdout.len(),
-    };
     let body = &ran.stdout[body_at.min(ran.stdout.len())..];
-    let _ = writeln!(out, "\n== body ({} bytes)", body.len());
+    if accepted {
+        let _ = writeln!(out, "\n== body ({} bytes)", body.len());
+    } else {
+        let _ = writeln!(out, "\n== the rest of the output ({} bytes, not sent)", body.len());
+    }
     out.push_str(&String::from_utf8_lossy(body));
     if !body.is_empty() && !body.ends_with(b"\n") {
         out.push('\n');
@@ -331,7 +331,7 @@ enum Verdict {
 }
 
 /// A header block the server refuses: 502, and where in the output the problem is.
-fn bad_head(out: &mut String, ran: &Ran, e: HeadError) -> Verdict {
+fn bad_head(out: &mut String, ran: &Ran, e: HeadError) -> (Verdict, usize) {
     let at = first_bad_byte(&ran.stdout, ran.nph, e);
     let line_start = ran.stdout[..at]
         .iter()
@@ -357,19 +357,20 @@ fn bad_head(out: &mut String, ran: &Ran, e: HeadError) -> Verdict {
         .exit
         .as_ref()
         .and_then(std::os::unix::process::ExitStatusExt::signal);
+    let rest = (line_end + 1).min(ran.stdout.len());
     if signal == Some(nix::sys::signal::Signal::SIGXCPU as i32) {
-        return Verdict::Server(
-            "504 Gateway Timeout: the script ran out of CPU time (cpu_limit)".into(),
-        );
+        let why = "504 Gateway Timeout: the script ran out of CPU time (cpu_limit)";
+        return (Verdict::Server(why.into()), rest);
     }
     if ran.timed_out && ran.stdout.is_empty() {
-        return Verdict::Server("504 Gateway Timeout: no header block within [cgi] timeout".into());
+        let why = "504 Gateway Timeout: no header block within [cgi] timeout";
+        return (Verdict::Server(why.into()), rest);
     }
-    Verdict::Server(format!(
-        "502 Bad Gateway: {e} (bad_output), in line {line_no}: bytes {line_start}..{} of the \
-         script's output",
-        (line_end + 1).min(ran.stdout.len())
-    ))
+    let verdict = Verdict::Server(format!(
+        "502 Bad Gateway: {e} (bad_output), in line {line_no}: bytes {line_start}..{rest} of \
+         the script's output"
+    ));
+    (verdict, rest)
 }
 
 /// Where the parser first refuses `stdout`: the length of the shortest prefix it calls

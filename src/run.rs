@@ -302,7 +302,11 @@ fn report(
     if accepted {
         let _ = writeln!(out, "\n== body ({} bytes)", body.len());
     } else {
-        let _ = writeln!(out, "\n== the rest of the output ({} bytes, not sent)", body.len());
+        let _ = writeln!(
+            out,
+            "\n== the rest of the output ({} bytes, not sent)",
+            body.len()
+        );
     }
     out.push_str(&String::from_utf8_lossy(body));
     if !body.is_empty() && !body.ends_with(b"\n") {

@@ -113,6 +113,9 @@ pub enum GatewayError {
     /// Every CGI slot (`max_children`) stayed taken for `queue_timeout`.
     #[error("no free CGI slot within {0:?}")]
     NoSlot(Duration),
+    /// The client already has `max_children_per_client` scripts running or waiting.
+    #[error("this client already has max_children_per_client scripts running or waiting")]
+    ClientBusy,
     /// The system has no process to spare (EAGAIN from the spawn).
     #[error("cannot start the script: out of processes")]
     Busy,
@@ -189,7 +192,9 @@ impl GatewayError {
     /// SPEC §5.4, §5.6: the status a client gets for this failure.
     pub fn status(&self) -> u16 {
         match self {
-            GatewayError::NoSlot(_) | GatewayError::Busy => status::SERVICE_UNAVAILABLE,
+            GatewayError::NoSlot(_) | GatewayError::ClientBusy | GatewayError::Busy => {
+                status::SERVICE_UNAVAILABLE
+            }
             GatewayError::BadOutput(_)
             | GatewayError::ReadOutput(_)
             | GatewayError::NoResponse
@@ -216,7 +221,9 @@ impl GatewayError {
     fn log(&self, script: &str, limits: Option<&str>) {
         let limits = limits.unwrap_or("none");
         match self {
-            GatewayError::NoSlot(_) => debug!(script, error = %self, "request refused"),
+            GatewayError::NoSlot(_) | GatewayError::ClientBusy => {
+                debug!(script, error = %self, "request refused");
+            }
             GatewayError::Timeout | GatewayError::Idle | GatewayError::IdleBeforeHead => {
                 warn!(script, error = %self, "script stopped; process group killed");
             }
@@ -235,6 +242,7 @@ impl GatewayError {
     pub(crate) fn code(&self) -> &'static str {
         match self {
             GatewayError::NoSlot(_) => "no_slot",
+            GatewayError::ClientBusy => "client_limit",
             GatewayError::Busy => "busy",
             GatewayError::Spawn(_) => "spawn_failed",
             GatewayError::NoHelper | GatewayError::HelperUnavailable(_) => "no_helper",
@@ -263,6 +271,7 @@ mod tests {
         let cases: Vec<(GatewayError, u16)> = vec![
             (GatewayError::NoSlot(Duration::from_secs(5)), 503),
             (GatewayError::Busy, 503),
+            (GatewayError::ClientBusy, 503),
             (GatewayError::Spawn(std::io::Error::other("x")), 500),
             (GatewayError::NoHelper, 500),
             (GatewayError::BadOutput("no blank line"), 502),

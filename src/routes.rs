@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 use tracing::warn;
 
+use crate::cgi::fair::Fair;
 use crate::cgi::isolation::{needs_profile, Profile};
 use crate::cgi::process::Registry;
 use crate::cgi::sandbox::{self, Level, Support};
@@ -112,6 +113,8 @@ pub(crate) struct Carried {
     pub(crate) registry: Arc<Registry>,
     /// The `max_children` slots; the caller resizes them to the new config.
     pub(crate) children: Arc<Semaphore>,
+    /// Who holds and waits for them; given the new `max_children_per_client` here.
+    pub(crate) fair: Arc<Fair>,
     /// Loaded plugins.
     pub(crate) plugins: Plugins,
 }
@@ -124,16 +127,22 @@ pub(crate) fn build(
     stats: &Arc<Stats>,
     carried: Option<Carried>,
 ) -> Result<Built, RouteError> {
-    let (registry, children, mut plugins) = match carried {
-        Some(c) => (c.registry, c.children, c.plugins),
+    let per_client = config.cgi.max_children_per_client;
+    let (registry, children, fair, mut plugins) = match carried {
+        Some(c) => {
+            c.fair.set_per_client(per_client);
+            (c.registry, c.children, c.fair, c.plugins)
+        }
         None => (
             Arc::new(Registry::default()),
             Arc::new(Semaphore::new(config.cgi.max_children)),
+            Arc::new(Fair::new(per_client)),
             Plugins::default(),
         ),
     };
     let cgi = Arc::new(CgiShared {
         children,
+        fair,
         registry,
         dispatcher: Arc::new(Dispatcher::default()),
         max_head_bytes: config.server.max_head_bytes,

@@ -204,6 +204,7 @@ impl Builder {
             mounted,
             plugins,
             children: cgi_shared.children.clone(),
+            fair: cgi_shared.fair.clone(),
             helpers,
             open,
             inherited: inherited_sockets,

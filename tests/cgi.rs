@@ -737,6 +737,63 @@ fn max_children_queues_then_answers_503_with_retry_after() {
     );
 }
 
+/// A connection to `srv` from the local address `from` (another loopback address).
+fn connect_from(srv: &Server, from: &str) -> crate::support::Client {
+    let from: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    let to: std::net::SocketAddr = srv.addr.parse().unwrap();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&from.into()).unwrap();
+    sock.connect(&to.into()).unwrap();
+    let stream: std::net::TcpStream = sock.into();
+    stream
+        .set_read_timeout(Some(crate::support::IO_TIMEOUT))
+        .unwrap();
+    let io = Box::new(stream.try_clone().unwrap());
+    crate::support::Client::over(stream, io)
+}
+
+#[test]
+fn max_children_per_client_refuses_one_client_and_serves_another() {
+    for per_client in [2, 0] {
+        let srv = start(
+            "",
+            &format!("max_children = 4\nmax_children_per_client = {per_client}\nrequest_body = \"stream\""),
+            "",
+        );
+        // Client 127.0.0.1 holds two scripts, each waiting for the rest of its body.
+        let mut held: Vec<_> = (0..2)
+            .map(|_| {
+                let mut c = srv.connect();
+                c.send(b"POST /cgi-bin/slow-stdin HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf!");
+                c
+            })
+            .collect();
+        srv.wait_until("two scripts running", || srv.children().len() == 2);
+        let third = srv.get("/cgi-bin/hello");
+        let mut other = connect_from(&srv, "127.0.0.2");
+        other.send(b"GET /cgi-bin/hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert_eq!(other.response().status, 200, "another client is served");
+        if per_client == 0 {
+            // The rule off: the same request is served, as slots are free.
+            assert_eq!(third.status, 200);
+        } else {
+            assert_eq!(third.status, 503, "a third script of the same client");
+            assert_eq!(third.header("retry-after"), Some("1"));
+            held[0].send(b"done!");
+            assert_eq!(held[0].response().text(), "done\n");
+            assert_eq!(
+                srv.get("/cgi-bin/hello").status,
+                200,
+                "under its bound again"
+            );
+        }
+        for c in &mut held {
+            c.send(b"done!");
+        }
+        srv.terminate();
+    }
+}
+
 #[test]
 fn shutdown_stops_running_scripts() {
     let mut srv = start("shutdown_timeout = \"200ms\"", "kill_grace = \"200ms\"", "");

@@ -8,6 +8,7 @@
 
 pub(crate) mod capture;
 pub mod env;
+pub(crate) mod fair;
 pub mod header;
 pub(crate) mod helpers;
 pub(crate) mod isolation;
@@ -51,6 +52,8 @@ pub(crate) const MAX_REDIRECTS: u8 = 10;
 pub(crate) struct CgiShared {
     /// `max_children`: one permit per running script, server-wide.
     pub children: Arc<Semaphore>,
+    /// Who holds and waits for them (`max_children_per_client`, turns between clients).
+    pub fair: Arc<fair::Fair>,
     /// Running process groups, stopped at shutdown.
     pub registry: Arc<Registry>,
     /// Re-dispatches local redirects.
@@ -247,12 +250,12 @@ impl CgiHandler {
         res: &mut Response,
         script: &Script,
     ) -> Result<(), HandlerError> {
+        // A client at max_children_per_client gets 503 at once (cgi/fair.rs).
+        let Some(entry) = self.shared.fair.enter(req.conn.peer.ip()) else {
+            return Err(GatewayError::ClientBusy.into());
+        };
         // SPEC §5.6: wait up to queue_timeout for a slot, then 503 with Retry-After.
-        let permit = match timeout(
-            self.cfg.queue_timeout,
-            self.shared.children.clone().acquire_owned(),
-        )
-        .await
+        let permit = match timeout(self.cfg.queue_timeout, entry.slot(&self.shared.children)).await
         {
             Ok(Ok(permit)) => permit,
             _ => return Err(GatewayError::NoSlot(self.cfg.queue_timeout).into()),

@@ -213,6 +213,7 @@ impl Builder<'_> {
     ) -> Result<CgiConfig, ConfigError> {
         let t = self.table(table);
         set!(t, c.max_children, raw, &at_least(1));
+        set!(t, c.max_children_per_client, raw, &any);
         set!(t, c.queue_timeout, raw, &any);
         set!(t, c.timeout, raw, &positive);
         set!(t, c.idle_timeout, raw, &positive);

@@ -229,6 +229,9 @@ pub enum SpawnMode {
 /// `[cgi]`, or one route's CGI settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CgiConfig {
+    /// Scripts one client (by address) may have running and waiting together; 0: no
+    /// bound but `max_children`.
+    pub max_children_per_client: usize,
     /// CGI processes at once, server-wide (≥ 1; only `[cgi]` sets it).
     pub max_children: usize,
     /// Wait for a free slot before 503 (may be 0).
@@ -435,6 +438,7 @@ impl Default for CgiConfig {
             kill_grace: DEFAULT_KILL_GRACE,
             request_body: RequestBody::Spool,
             spawn: SpawnMode::Auto,
+            max_children_per_client: 0,
             spool_memory: DEFAULT_SPOOL_MEMORY,
             pass_auth: false,
             nph: true,

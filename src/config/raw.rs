@@ -81,6 +81,7 @@ pub(crate) struct RawOutput {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCgi {
     pub(crate) max_children: Field<usize>,
+    pub(crate) max_children_per_client: Field<usize>,
     pub(crate) queue_timeout: Field<DurationValue>,
     pub(crate) timeout: Field<DurationValue>,
     pub(crate) idle_timeout: Field<DurationValue>,
@@ -206,6 +207,7 @@ impl RawRoute {
         };
         let cgi = RawCgi {
             max_children: None,
+            max_children_per_client: None,
             queue_timeout: self.queue_timeout,
             timeout: self.timeout,
             idle_timeout: self.idle_timeout,

@@ -34,6 +34,8 @@ pub(super) struct State {
     pub(super) plugins: Plugins,
     /// The `max_children` slots, shared by every generation's CGI routes.
     pub(super) children: Arc<Semaphore>,
+    /// Who holds and waits for them.
+    pub(super) fair: Arc<crate::cgi::fair::Fair>,
     /// The spawn helpers, if the server started them.
     pub(super) helpers: Option<Arc<Helpers>>,
     /// The sockets being served.
@@ -105,6 +107,7 @@ impl Reloader {
         let carried = Carried {
             registry: self.shared.cgi.clone(),
             children: state.children.clone(),
+            fair: state.fair.clone(),
             plugins: state.plugins.clone(),
         };
         let built = routes::build(

@@ -151,12 +151,18 @@ impl Service for App {
         call.outcome
     }
 
+    #[inline]
     fn wants_times(&self) -> bool {
         self.access.is_on()
     }
 
     #[inline]
-    fn record(&self, record: &Record<'_>) {
+    fn wants_wall_time(&self) -> bool {
+        self.access.is_on()
+    }
+
+    #[inline]
+    fn record(&self, _call: Option<&Call>, record: &Record<'_>) {
         self.stats
             .count_response(record.framing, record.status != 0);
         if record.refused {

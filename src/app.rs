@@ -19,6 +19,7 @@ use crate::http::framer::OutputLimits;
 use crate::http::head::RequestHead;
 use crate::http::service::{Record, Service};
 use crate::http::status;
+use crate::metrics::BadRequest;
 use crate::proxy::forwarded;
 use crate::response::Response;
 use crate::router::{RouteEntry, Router};
@@ -153,7 +154,7 @@ impl Service for App {
 
     #[inline]
     fn wants_times(&self) -> bool {
-        self.access.is_on()
+        self.access.is_on() || self.stats.metrics.is_counting_requests()
     }
 
     #[inline]
@@ -162,11 +163,22 @@ impl Service for App {
     }
 
     #[inline]
-    fn record(&self, _call: Option<&Call>, record: &Record<'_>) {
+    fn record(&self, call: Option<&Call>, record: &Record<'_>) {
         self.stats
             .count_response(record.framing, record.status != 0);
+        let metrics = &self.stats.metrics;
+        if metrics.is_counting_requests() {
+            let route = call.map_or(metrics.unrouted(), |c| &c.route.metrics);
+            route.record(
+                record.status,
+                record.mode,
+                record.framing,
+                record.ttfb,
+                record.total,
+            );
+        }
         if record.refused {
-            self.stats.count_error();
+            self.stats.count_error(BadRequest::of_status(record.status));
         }
         if !self.access.log(record) {
             self.stats.count_log_dropped();

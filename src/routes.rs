@@ -110,7 +110,7 @@ pub(crate) fn build(
 ) -> Result<Built, RouteError> {
     let cgi = Arc::new(CgiShared {
         children: Arc::new(Semaphore::new(config.cgi.max_children)),
-        registry: Arc::new(Registry::default()),
+        registry: Arc::new(Registry::new(stats.metrics.cgi.clone())),
         dispatcher: Arc::new(Dispatcher::default()),
         max_head_bytes: config.server.max_head_bytes,
         spawn: config.cgi.spawn,
@@ -126,6 +126,7 @@ pub(crate) fn build(
             prefix: Arc::from(route.prefix.as_str()),
             handler,
             output: route.output,
+            metrics: stats.metrics.route(&route.prefix),
         });
     }
     for m in mounted {
@@ -134,9 +135,11 @@ pub(crate) fn build(
             prefix: Arc::from(m.prefix.as_str()),
             handler: m.handler,
             output: m.output.unwrap_or(config.output),
+            metrics: stats.metrics.route(&m.prefix),
         });
     }
-    let router = Arc::new(Router::new(entries, config.output));
+    let unrouted = stats.metrics.unrouted().clone();
+    let router = Arc::new(Router::new(entries, config.output, unrouted));
     cgi.dispatcher.set(&router);
     let (helpers, isolation, landlock) = plan.finish(config);
     Ok(Built {

@@ -21,6 +21,7 @@ use crate::config::{Config, Identity, OutputConfig, ProxyProtocol, RouteKind, Tl
 use crate::handler::{ConnInfo, Handler};
 use crate::http::conn::{self, Context, Settings};
 use crate::http::head::Limits;
+use crate::metrics::BadRequest;
 use crate::plugin::Plugin;
 use crate::privilege;
 use crate::proxy::prefixed::Prefixed;
@@ -460,7 +461,7 @@ async fn serve_connection(
             }
             Err(why) => {
                 warn!(id, peer = %info.peer, reason = %why, "connection refused");
-                shared.stats.count_error();
+                shared.stats.count_error(BadRequest::Proxy);
                 return;
             }
         }
@@ -476,7 +477,8 @@ async fn serve_connection(
             // otherwise be sized for it too (an idle connection's memory).
             Box::pin(async {
                 let sock = Prefixed::new(first, sock);
-                if let Some(stream) = crate::tls::accept(sock, &acceptor, limit).await {
+                let metrics = &shared.stats.metrics;
+                if let Some(stream) = crate::tls::accept(sock, &acceptor, limit, metrics).await {
                     let (r, w) = tokio::io::split(stream);
                     conn::serve(r, w, Vec::new(), info, ctx, id).await;
                 }

@@ -7,7 +7,8 @@
 # PATH for SECONDS, stops the server with SIGINT, and does the same with a single request to
 # learn the start-up and shutdown cost, which it subtracts. Prints requests, instructions and
 # instructions per request. CG_OUT=FILE keeps the callgrind output of the loaded run (for
-# callgrind_annotate); CG_FLAGS adds valgrind options (e.g. --dump-instr=yes).
+# callgrind_annotate); CG_FLAGS adds valgrind options (e.g. --dump-instr=yes); CG_ROUTES adds
+# TOML to the config (e.g. a metrics route: CG_ROUTES=$'[[route]]\nprefix = "/metrics"\nhandler = "metrics"').
 set -euo pipefail
 BIN=${1:-target/release/cgigate}
 URLPATH=${2:-/hello}
@@ -26,6 +27,7 @@ handler = "hello"
 [[route]]
 prefix = "/echo"
 handler = "echo"
+${CG_ROUTES:-}
 CONF
 
 # run NAME LOAD: the server under callgrind, LOAD (a command taking the URL) against it;

@@ -21,6 +21,7 @@ use crate::http::framer::OutputLimits;
 use crate::http::head::RequestHead;
 use crate::http::service::{Record, Service};
 use crate::http::status;
+use crate::metrics::BadRequest;
 use crate::proxy::forwarded;
 use crate::response::Response;
 use crate::router::{RouteEntry, Router};
@@ -196,16 +197,33 @@ impl Service for App {
         call.outcome
     }
 
+    #[inline]
     fn wants_times(&self) -> bool {
+        self.logging.load(Ordering::Relaxed) || self.stats.metrics.is_counting_requests()
+    }
+
+    #[inline]
+    fn wants_wall_time(&self) -> bool {
         self.logging.load(Ordering::Relaxed)
     }
 
     #[inline]
-    fn record(&self, record: &Record<'_>) {
+    fn record(&self, call: Option<&Call>, record: &Record<'_>) {
         self.stats
             .count_response(record.framing, record.status != 0);
+        let metrics = &self.stats.metrics;
+        if metrics.is_counting_requests() {
+            let route = call.map_or(metrics.unrouted(), |c| &c.route.metrics);
+            route.record(
+                record.status,
+                record.mode,
+                record.framing,
+                record.ttfb,
+                record.total,
+            );
+        }
         if record.refused {
-            self.stats.count_error();
+            self.stats.count_error(BadRequest::of_status(record.status));
         }
         if !self.current.load().access.log(record) {
             self.stats.count_log_dropped();

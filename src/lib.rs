@@ -10,8 +10,8 @@
 //!    and runs it with a [`Request`] whose body `http::decode` decodes;
 //! 4. the handler answers through a [`Response`], whose commands `http::framer` frames
 //!    (Content-Length, chunked or close-delimited) into `http::outbuf`;
-//! 5. the connection writes them, `app` records the exchange in the `access_log` and the
-//!    `stats`, and the connection reads the next request or closes.
+//! 5. the connection writes them, `app` records the exchange in the `access_log`, the
+//!    `stats` and the route's `metrics`, and the connection reads the next request or closes.
 //!
 //! Handlers: `cgi` (CGI/1.1 programs), `handlers` (built-ins, static files), `plugin`
 //! (native plugins through a C ABI); `routes` builds them from the [`config`]. `probe` is
@@ -34,6 +34,7 @@ mod fuzz_seeds;
 pub mod handler;
 mod handlers;
 mod http;
+mod metrics;
 mod plugin;
 mod privilege;
 pub mod probe;

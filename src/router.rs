@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use crate::config::OutputConfig;
 use crate::handler::Handler;
 use crate::handlers::{NotFound, RedirectToPrefix};
+use crate::metrics::RouteMetrics;
 
 /// One route, ready to serve.
 pub(crate) struct RouteEntry {
@@ -20,6 +21,8 @@ pub(crate) struct RouteEntry {
     pub handler: Arc<dyn Handler>,
     /// Output settings for responses on this route.
     pub output: OutputConfig,
+    /// Its series in the metrics, resolved once here rather than looked up per request.
+    pub metrics: Arc<RouteMetrics>,
 }
 
 /// The result of routing one path.
@@ -37,8 +40,13 @@ pub(crate) struct Router {
 }
 
 impl Router {
-    /// A router over `routes`; `default_output` is used for the 404 and redirect answers.
-    pub(crate) fn new(mut routes: Vec<RouteEntry>, default_output: OutputConfig) -> Router {
+    /// A router over `routes`; `default_output` is used for the 404 answers, which count
+    /// in `unrouted`.
+    pub(crate) fn new(
+        mut routes: Vec<RouteEntry>,
+        default_output: OutputConfig,
+        unrouted: Arc<RouteMetrics>,
+    ) -> Router {
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Router {
             routes: routes.into_iter().map(Arc::new).collect(),
@@ -46,6 +54,7 @@ impl Router {
                 prefix: Arc::from("/"),
                 handler: Arc::new(NotFound),
                 output: default_output,
+                metrics: unrouted,
             }),
         }
     }
@@ -70,6 +79,7 @@ impl Router {
                         prefix: entry.prefix.clone(),
                         handler: Arc::new(RedirectToPrefix),
                         output: entry.output,
+                        metrics: entry.metrics.clone(),
                     }),
                     path,
                 };
@@ -126,9 +136,11 @@ mod tests {
                     prefix: Arc::from(*p),
                     handler: Arc::new(NotFound),
                     output,
+                    metrics: Arc::new(RouteMetrics::new(p)),
                 })
                 .collect(),
             output,
+            Arc::new(RouteMetrics::new(crate::metrics::UNROUTED)),
         )
     }
 

@@ -134,7 +134,7 @@ pub(crate) fn build(
             (c.registry, c.children, c.fair, c.plugins)
         }
         None => (
-            Arc::new(Registry::default()),
+            Arc::new(Registry::new(stats.metrics.cgi.clone())),
             Arc::new(Semaphore::new(config.cgi.max_children)),
             Arc::new(Fair::new(per_client)),
             Plugins::default(),
@@ -166,6 +166,7 @@ pub(crate) fn build(
             prefix: Arc::from(route.prefix.as_str()),
             handler,
             output: route.output,
+            metrics: stats.metrics.route(&route.prefix),
         });
     }
     for m in mounted {
@@ -174,9 +175,11 @@ pub(crate) fn build(
             prefix: Arc::from(m.prefix.as_str()),
             handler: m.handler,
             output: m.output.unwrap_or(config.output),
+            metrics: stats.metrics.route(&m.prefix),
         });
     }
-    let router = Arc::new(Router::new(entries, config.output));
+    let unrouted = stats.metrics.unrouted().clone();
+    let router = Arc::new(Router::new(entries, config.output, unrouted));
     cgi.dispatcher.set(&router);
     let (helpers, isolation, landlock) = plan.finish(config);
     Ok(Built {

@@ -1,9 +1,11 @@
-//! Server-wide counters, read by the `status` handler.
+//! Server-wide counters, read by the `status` handler and, with the series of
+//! [`Metrics`], by the `metrics` handler.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::http::framer::Framing;
+use crate::metrics::{BadRequest, Metrics};
 
 /// Counters shared by every connection. Relaxed atomics: they are statistics, not locks.
 #[derive(Debug)]
@@ -16,6 +18,8 @@ pub(crate) struct Stats {
     errors: AtomicU64,
     log_dropped: AtomicU64,
     helper_restarts: AtomicU64,
+    /// What only the metrics handler reports.
+    pub(crate) metrics: Metrics,
 }
 
 /// A consistent-enough copy of the counters.
@@ -56,6 +60,7 @@ impl Default for Stats {
             errors: AtomicU64::new(0),
             log_dropped: AtomicU64::new(0),
             helper_restarts: AtomicU64::new(0),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -85,9 +90,10 @@ impl Stats {
         self.by_framing[slot].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The server refused a request itself.
-    pub(crate) fn count_error(&self) {
+    /// The server refused a request (or a connection's PROXY header) itself.
+    pub(crate) fn count_error(&self, kind: BadRequest) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+        self.metrics.count_bad_request(kind);
     }
 
     /// An access log line was dropped.

@@ -14,6 +14,7 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
+use rustls::HandshakeKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::server::TlsStream;
@@ -21,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use crate::config::TlsConfig;
+use crate::metrics::{Handshake, Metrics};
 use crate::proxy::prefixed::Prefixed;
 
 pub(crate) mod tickets;
@@ -163,10 +165,14 @@ fn pem_message(e: &rustls::pki_types::pem::Error) -> String {
 }
 
 /// Run the TLS handshake on an accepted socket within `limit`; None if it failed (logged).
+/// Each handshake is counted in `metrics`: full, resumed, or failed (a TLS error, the
+/// timeout, or bytes that are not TLS); a connection closed before its first byte tried
+/// none (a balancer's health check), and is not counted.
 pub(crate) async fn accept(
     sock: Prefixed,
     acceptor: &TlsAcceptor,
     limit: Duration,
+    metrics: &Metrics,
 ) -> Option<TlsStream<Prefixed>> {
     let deadline = Instant::now() + limit;
     let first = match timeout_at(deadline, sock.peek_byte()).await {
@@ -174,17 +180,20 @@ pub(crate) async fn accept(
         Ok(None) => return None,
         Err(_) => {
             debug!("closing: handshake_timeout before any byte");
+            metrics.count_handshake(Handshake::Failed);
             return None;
         }
     };
     if first != HANDSHAKE_RECORD {
+        // Counted before the answer, which lingers.
+        metrics.count_handshake(Handshake::Failed);
         if first.is_ascii_uppercase() {
             debug!("plain HTTP on the TLS port");
             answer_plain_http(sock).await;
         }
         return None;
     }
-    match timeout_at(deadline, acceptor.accept(sock)).await {
+    let stream = match timeout_at(deadline, acceptor.accept(sock)).await {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(e)) => {
             debug!(error = %e, "TLS handshake failed");
@@ -194,7 +203,15 @@ pub(crate) async fn accept(
             debug!("closing: handshake_timeout");
             None
         }
-    }
+    };
+    metrics.count_handshake(match &stream {
+        Some(s) if s.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed) => {
+            Handshake::Resumed
+        }
+        Some(_) => Handshake::Full,
+        None => Handshake::Failed,
+    });
+    stream
 }
 
 async fn answer_plain_http(mut sock: Prefixed) {

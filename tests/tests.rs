@@ -42,3 +42,5 @@ mod run;
 mod isolation;
 // Behind a balancer: PROXY headers, forwarding headers, reuse_port, HAProxy in front.
 mod proxy;
+// The metrics handler, scraped and parsed: requests, refusals, CGI stops, 503s, TLS.
+mod metrics;

@@ -17,7 +17,7 @@ use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, Strea
 use crate::support::{get, Client, Framing, Server, IO_TIMEOUT};
 
 /// A self-signed certificate for localhost, written as cert.pem and key.pem into `dir`.
-fn write_cert(dir: &Path) -> CertificateDer<'static> {
+pub(crate) fn write_cert(dir: &Path) -> CertificateDer<'static> {
     let ck =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .unwrap();
@@ -76,7 +76,7 @@ output = "stream"
     (srv, cert.unwrap())
 }
 
-fn client_config(cert: &CertificateDer<'static>, tls13: bool) -> Arc<ClientConfig> {
+pub(crate) fn client_config(cert: &CertificateDer<'static>, tls13: bool) -> Arc<ClientConfig> {
     // TLS 1.2 resumes by session ID: the server-side cache is what KB937480 was about.
     client_config_with(&[cert], tls13, Tls12Resumption::SessionIdOnly)
 }
@@ -108,7 +108,7 @@ fn client_config_with(
     Arc::new(config)
 }
 
-fn connect(addr: &str) -> TcpStream {
+pub(crate) fn connect(addr: &str) -> TcpStream {
     let sock = TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     sock.set_write_timeout(Some(IO_TIMEOUT)).unwrap();

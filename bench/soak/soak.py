@@ -32,6 +32,9 @@ import time
 import urllib.request
 
 HOST = "127.0.0.1"
+# The legitimate client comes from another address than the attacks, as it would in life:
+# the server's per-client bound (max_children_per_client) tells them apart.
+LEGIT_SOURCE = "127.0.0.2"
 MIB = 1024 * 1024
 
 # --------------------------------------------------------------------------------------------
@@ -88,6 +91,8 @@ def write_config(root, tag, scenario):
         "",
         "[cgi]",
         "max_children = 512",
+        # an attacking address gets 32 scripts running or waiting; the rest is 503 at once
+        "max_children_per_client = 32",
         'queue_timeout = "5s"',
         'idle_timeout = "30s"',
         'kill_grace = "1s"',
@@ -331,7 +336,8 @@ async def probe_main(args):
         writer = None
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(HOST, args.port), args.timeout
+                asyncio.open_connection(HOST, args.port, local_addr=(LEGIT_SOURCE, 0)),
+                args.timeout,
             )
             r["connect_ms"].append((time.perf_counter() - start) * 1000)
             writer.write(request(path))

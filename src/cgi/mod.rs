@@ -33,6 +33,7 @@ use tracing::{debug, warn};
 use crate::config::{CgiConfig, RequestBody, SpawnMode};
 use crate::handler::{Body, BoxFuture, GatewayError, Handler, HandlerError, Request};
 use crate::http::head::{self, Limits, RequestHead};
+use crate::metrics::StopReason;
 use crate::response::Response;
 use crate::router::Dispatcher;
 use crate::stats::Stats;
@@ -250,16 +251,22 @@ impl CgiHandler {
         res: &mut Response,
         script: &Script,
     ) -> Result<(), HandlerError> {
+        let metrics = &self.shared.stats.metrics.cgi;
         // A client at max_children_per_client gets 503 at once (cgi/fair.rs).
         let Some(entry) = self.shared.fair.enter(req.conn.peer.ip()) else {
             return Err(GatewayError::ClientBusy.into());
         };
         // SPEC §5.6: wait up to queue_timeout for a slot, then 503 with Retry-After.
+        let queued = Instant::now();
         let permit = match timeout(self.cfg.queue_timeout, entry.slot(&self.shared.children)).await
         {
             Ok(Ok(permit)) => permit,
-            _ => return Err(GatewayError::NoSlot(self.cfg.queue_timeout).into()),
+            _ => {
+                metrics.count_no_slot();
+                return Err(GatewayError::NoSlot(self.cfg.queue_timeout).into());
+            }
         };
+        metrics.queue_wait.observe(queued.elapsed());
         let spooled = match self.cfg.request_body {
             RequestBody::Spool if req.body.is_present() => {
                 Some(spool::spool(&mut req.body, self.cfg.spool_memory).await?)
@@ -291,9 +298,13 @@ impl CgiHandler {
             confined,
             foreign,
         };
+        let spawning = Instant::now();
         let spawned = Process::spawn(script, &environment, stdin, launch).await;
         let (process, pipes) = match spawned {
-            Ok(p) => p,
+            Ok(p) => {
+                metrics.spawn.observe(spawning.elapsed());
+                p
+            }
             Err(e) => {
                 // SPEC §5.6: spawn failure → 500, EAGAIN (out of processes, or the route's
                 // `processes` limit) → 503; a helper that refused it (EACCES) → 403.
@@ -444,12 +455,14 @@ impl CgiHandler {
         }
         drop(err);
         let status = process.stop().await.filter(|s| !s.success());
-        if let Some(status) = status {
-            match isolation::limit_hit(status, &cfg.limits) {
-                Some(LimitHit::Cpu) => return Err(GatewayError::CpuLimit.into()),
-                Some(LimitHit::FileSize) => return Err(GatewayError::FileSizeLimit.into()),
-                None => {}
-            }
+        let hit = status.and_then(|s| isolation::limit_hit(s, &cfg.limits));
+        if let Some(reason) = stop_reason(timed_out, result.as_ref(), hit.is_some()) {
+            self.shared.stats.metrics.cgi.count_stop(reason);
+        }
+        match hit {
+            Some(LimitHit::Cpu) => return Err(GatewayError::CpuLimit.into()),
+            Some(LimitHit::FileSize) => return Err(GatewayError::FileSizeLimit.into()),
+            None => {}
         }
         if timed_out {
             return Err(GatewayError::Timeout.into());
@@ -566,6 +579,28 @@ impl CgiHandler {
     }
 }
 
+/// Why the server ended a script's run, if it did not end by itself: a limit the kernel
+/// enforced comes first, as it is what the client is told.
+fn stop_reason(
+    timed_out: bool,
+    result: Option<&Result<Ended, Failure>>,
+    limit_hit: bool,
+) -> Option<StopReason> {
+    if limit_hit {
+        return Some(StopReason::Limit);
+    }
+    if timed_out {
+        return Some(StopReason::Timeout);
+    }
+    match result? {
+        Err(Failure::Idle | Failure::IdleBeforeHead) => Some(StopReason::Idle),
+        Err(Failure::Client(_)) => Some(StopReason::Disconnect),
+        // A bad header block is mostly seen at the end of the output, from a script that
+        // has ended by itself.
+        Ok(_) | Err(Failure::BadHead(_) | Failure::Io(_)) => None,
+    }
+}
+
 /// What a failure of the script's output means for the request.
 fn output_error(failure: Failure) -> HandlerError {
     match failure {
@@ -667,6 +702,33 @@ fn kept_body(spooled: Option<&Spooled>, present: bool, length: Option<u64>) -> K
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_is_counted_for_why_the_server_ended_the_script() {
+        let idle: Result<Ended, Failure> = Err(Failure::Idle);
+        let silent = Err(Failure::IdleBeforeHead);
+        let bad = Err(Failure::BadHead(header::HeadError::NoColon));
+        let done = Ok(Ended::Done);
+        let io = Err(Failure::Io(std::io::Error::other("x")));
+        let gone = Err(Failure::Client(HandlerError::Other("gone".into())));
+        let cases = [
+            (false, Some(&idle), false, Some(StopReason::Idle)),
+            (false, Some(&silent), false, Some(StopReason::Idle)),
+            (false, Some(&bad), false, None),
+            (false, Some(&gone), false, Some(StopReason::Disconnect)),
+            (true, None, false, Some(StopReason::Timeout)),
+            (true, Some(&done), false, Some(StopReason::Timeout)),
+            // The kernel's limit is what the client is told, so it is what is counted.
+            (true, None, true, Some(StopReason::Limit)),
+            (false, Some(&done), true, Some(StopReason::Limit)),
+            (false, Some(&done), false, None),
+            (false, Some(&io), false, None),
+            (false, None, false, None),
+        ];
+        for (i, (timed_out, result, limit, want)) in cases.into_iter().enumerate() {
+            assert_eq!(stop_reason(timed_out, result, limit), want, "case {i}");
+        }
+    }
 
     #[test]
     fn auto_moves_to_the_helper_at_the_threshold() {

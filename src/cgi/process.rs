@@ -25,6 +25,7 @@ use tracing::debug;
 
 use super::script::Script;
 use super::spawner::{Spawned, Spawner};
+use crate::metrics::{CgiMetrics, StopReason};
 
 /// How often a group that outlived its leader is checked while it is given time to exit.
 const GROUP_POLL: Duration = Duration::from_millis(10);
@@ -60,25 +61,42 @@ impl Signaller {
     }
 }
 
-/// The process groups of every running script, so shutdown can stop what is left.
+/// The process groups of every running script, so shutdown can stop what is left; it keeps
+/// the metrics' count of running scripts and of the stops it sees (disconnect, shutdown).
 #[derive(Default)]
 pub(crate) struct Registry {
     groups: Mutex<HashMap<i32, Signaller>>,
+    metrics: Arc<CgiMetrics>,
 }
 
 impl Registry {
+    /// A registry counting into `metrics`.
+    pub(crate) fn new(metrics: Arc<CgiMetrics>) -> Registry {
+        Registry {
+            groups: Mutex::default(),
+            metrics,
+        }
+    }
+
     fn insert(&self, pgid: i32, signaller: Signaller) {
-        self.groups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(pgid, signaller);
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        groups.insert(pgid, signaller);
+        self.metrics.set_running(groups.len());
     }
 
     fn remove(&self, pgid: i32) {
-        self.groups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&pgid);
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        groups.remove(&pgid);
+        self.metrics.set_running(groups.len());
+    }
+
+    /// Count a stop of `pgid` for `reason`, if it is still registered (not one that
+    /// shutdown is stopping).
+    fn count_stop(&self, pgid: i32, reason: StopReason) {
+        let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        if groups.contains_key(&pgid) {
+            self.metrics.count_stop(reason);
+        }
     }
 
     /// How many scripts are running.
@@ -104,15 +122,19 @@ impl Registry {
 
     /// Shutdown: SIGTERM every group, wait up to `grace`, SIGKILL what is left (SPEC §1).
     pub(crate) async fn terminate_all(&self, grace: Duration) {
+        // Taken out of the registry at once: a request cancelled while its group is being
+        // stopped here is then not counted as a disconnect as well.
         let groups: Vec<(i32, Signaller)> = {
-            let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
-            groups.iter().map(|(g, s)| (*g, s.clone())).collect()
+            let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+            self.metrics.set_running(0);
+            groups.drain().collect()
         };
         if groups.is_empty() {
             return;
         }
         debug!(count = groups.len(), "stopping CGI process groups");
         for (g, signaller) in &groups {
+            self.metrics.count_stop(StopReason::Shutdown);
             signaller.signal(*g, Signal::SIGTERM);
         }
         let deadline = Instant::now() + grace;
@@ -121,7 +143,6 @@ impl Registry {
         }
         for (g, signaller) in &groups {
             signaller.signal(*g, Signal::SIGKILL);
-            self.remove(*g);
         }
     }
 }
@@ -469,6 +490,9 @@ impl Drop for Process {
             return;
         };
         // Cancelled (client gone, server stopping): begin at once, finish in the background.
+        // Shutdown took its groups out of the registry first, so this counts the requests
+        // whose connection ended under them.
+        self.registry.count_stop(self.pgid, StopReason::Disconnect);
         self.signaller.signal(self.pgid, Signal::SIGTERM);
         let (pgid, grace, exited) = (self.pgid, self.grace, self.exited);
         let registry = self.registry.clone();
@@ -687,6 +711,36 @@ mod tests {
         assert!(process.wait().await.expect("reaped").success());
         process.stop().await;
         assert!(registry.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn running_scripts_and_their_stops_are_counted_once() {
+        let metrics = Arc::new(CgiMetrics::default());
+        let registry = Arc::new(Registry::new(metrics.clone()));
+        let slots = Arc::new(Semaphore::new(2));
+        let script = sleeper();
+        let spawn = || {
+            let permit = slots.clone().try_acquire_owned().expect("a free slot");
+            let launch = direct(registry.clone(), permit, Duration::from_millis(100));
+            Process::spawn(&script, &[], Input::Null, launch)
+        };
+        let (cancelled, _pipes_a) = spawn().await.expect("spawned");
+        let (running, _pipes_b) = spawn().await.expect("spawned");
+        assert_eq!(metrics.running(), 2);
+        // A request whose connection ended: its Process is dropped.
+        drop(cancelled);
+        assert_eq!(metrics.stopped(StopReason::Disconnect), 1);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while metrics.running() != 1 {
+            assert!(Instant::now() < deadline, "the cancelled script was reaped");
+            tokio::time::sleep(GROUP_POLL).await;
+        }
+        registry.terminate_all(Duration::from_millis(100)).await;
+        assert_eq!(metrics.stopped(StopReason::Shutdown), 1);
+        assert_eq!(metrics.running(), 0);
+        // Its request is cancelled after shutdown stopped it: not a disconnect as well.
+        drop(running);
+        assert_eq!(metrics.stopped(StopReason::Disconnect), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

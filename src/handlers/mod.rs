@@ -1,14 +1,16 @@
-//! Built-in handlers: `status`, `echo`, `ticker`, `hello`, static files, and the small answers the
-//! router needs (404, redirect to a folder).
+//! Built-in handlers: `status`, `metrics`, `echo`, `ticker`, `hello`, static files, and the
+//! small answers the router needs (404, redirect to a folder).
 
 mod echo;
 mod hello;
+mod metrics;
 mod static_dir;
 mod status;
 mod ticker;
 
 pub(crate) use echo::Echo;
 pub(crate) use hello::Hello;
+pub(crate) use metrics::MetricsPage;
 pub(crate) use static_dir::StaticDir;
 pub(crate) use status::Status;
 pub(crate) use ticker::Ticker;
@@ -24,11 +26,12 @@ use crate::stats::Stats;
 type Make = fn(&Arc<Stats>) -> Arc<dyn Handler>;
 
 /// The built-in handlers a `handler = "…"` route may name: SPEC §2's `status` and `echo`,
-/// `ticker` (the producer the shipped config uses to compare output modes) and `hello`
-/// (the benchmarks' counterpart of nginx's `return 200`). The one list both the config
-/// check and the route building read.
+/// SPEC §8's `metrics` (Prometheus), `ticker` (the producer the shipped config uses to
+/// compare output modes) and `hello` (the benchmarks' counterpart of nginx's `return 200`).
+/// The one list both the config check and the route building read.
 pub(crate) const BUILTINS: &[(&str, Make)] = &[
     ("status", |stats| Arc::new(Status::new(stats.clone()))),
+    ("metrics", |stats| Arc::new(MetricsPage::new(stats.clone()))),
     ("echo", |_| Arc::new(Echo)),
     ("ticker", |_| Arc::new(Ticker)),
     ("hello", |_| Arc::new(Hello)),

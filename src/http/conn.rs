@@ -273,10 +273,10 @@ where
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let service = &self.ctx.service;
         let times = service.wants_times();
-        service.record(&Record {
+        let record = Record {
             conn: &self.info,
             request: Requested::Refused(line),
-            time: if times {
+            time: if service.wants_wall_time() {
                 SystemTime::now()
             } else {
                 SystemTime::UNIX_EPOCH
@@ -295,7 +295,8 @@ where
             completed: true,
             refused: true,
             outcome: None,
-        });
+        };
+        service.record(None, &record);
     }
 
     // ---- one exchange -------------------------------------------------------------------
@@ -307,7 +308,7 @@ where
         // Clock reads are a measurable share of a small exchange: the log's own times are
         // taken only when someone reads them.
         let times = service.wants_times();
-        let wall = if times {
+        let wall = if service.wants_wall_time() {
             SystemTime::now()
         } else {
             SystemTime::UNIX_EPOCH
@@ -362,7 +363,7 @@ where
         // Durations are worked out only for a record that shows them.
         let times = service.wants_times();
         let since = |t: std::time::Instant| Instant::from_std(t).saturating_duration_since(started);
-        service.record(&Record {
+        let record = Record {
             conn: S::conn(call),
             request: Requested::Head(S::head(call)),
             time: wall,
@@ -380,7 +381,8 @@ where
             completed: outcome != Outcome::Gone,
             refused: ex.is_refused(),
             outcome: S::outcome(call),
-        });
+        };
+        service.record(Some(call), &record);
     }
 
     /// Drive the exchange until it ends.

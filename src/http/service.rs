@@ -41,7 +41,7 @@ pub(crate) struct Record<'a> {
     pub(crate) conn: &'a ConnInfo,
     /// The request.
     pub(crate) request: Requested<'a>,
-    /// When the request head was complete (the epoch when the service wants no times).
+    /// When the request head was complete (the epoch when the service wants no wall time).
     pub(crate) time: SystemTime,
     /// Status sent; 0 when nothing was sent.
     pub(crate) status: u16,
@@ -92,10 +92,17 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// What went wrong in a call's answer, if anything did.
     fn outcome(call: &Self::Call) -> Option<&'static str>;
 
-    /// Whether [`Record`]s need wall-clock and elapsed times (reading clocks is a measurable
-    /// share of a small exchange, so the connection skips it when nobody looks).
+    /// Whether [`Record`]s need elapsed times, `ttfb` and `total` (reading clocks is a
+    /// measurable share of a small exchange, so the connection skips it when nobody looks).
     fn wants_times(&self) -> bool;
 
-    /// An exchange ended (also one the server refused before any call). Must not wait.
-    fn record(&self, record: &Record<'_>);
+    /// Whether [`Record`]s need the wall-clock `time` (a log line's date; a histogram of
+    /// durations does without it).
+    fn wants_wall_time(&self) -> bool {
+        self.wants_times()
+    }
+
+    /// An exchange ended: `call` is the call that answered it, `None` for a head the
+    /// server refused before any call. Must not wait.
+    fn record(&self, call: Option<&Self::Call>, record: &Record<'_>);
 }

@@ -19,6 +19,7 @@ use super::shared::{Generation, Shared};
 use crate::config::{Config, ProxyProtocol};
 use crate::handler::ConnInfo;
 use crate::http::conn::{self, Context};
+use crate::metrics::BadRequest;
 use crate::proxy::prefixed::Prefixed;
 use crate::proxy::{self, Preamble};
 
@@ -254,7 +255,7 @@ async fn serve_connection(
             }
             Err(why) => {
                 warn!(id, peer = %info.peer, reason = %why, "connection refused");
-                shared.stats.count_error();
+                shared.stats.count_error(BadRequest::Proxy);
                 return;
             }
         }
@@ -275,7 +276,8 @@ async fn serve_connection(
             // otherwise be sized for it too (an idle connection's memory).
             Box::pin(async {
                 let sock = Prefixed::new(first, sock);
-                if let Some(stream) = crate::tls::accept(sock, &acceptor, limit).await {
+                let metrics = &shared.stats.metrics;
+                if let Some(stream) = crate::tls::accept(sock, &acceptor, limit, metrics).await {
                     let (r, w) = tokio::io::split(stream);
                     conn::serve(r, w, Vec::new(), info, ctx, id).await;
                 }

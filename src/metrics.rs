@@ -328,6 +328,7 @@ pub(crate) struct CgiMetrics {
     running: AtomicU64,
     stopped: [AtomicU64; StopReason::ALL.len()],
     no_slot: AtomicU64,
+    client_limit: AtomicU64,
 }
 
 impl Default for CgiMetrics {
@@ -338,6 +339,7 @@ impl Default for CgiMetrics {
             running: AtomicU64::new(0),
             stopped: Default::default(),
             no_slot: AtomicU64::new(0),
+            client_limit: AtomicU64::new(0),
         }
     }
 }
@@ -372,6 +374,16 @@ impl CgiMetrics {
     /// 503s for want of a `max_children` slot.
     pub(crate) fn no_slot(&self) -> u64 {
         self.no_slot.load(Ordering::Relaxed)
+    }
+
+    /// A client at `max_children_per_client` got 503.
+    pub(crate) fn count_client_limit(&self) {
+        self.client_limit.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// 503s for clients at `max_children_per_client`.
+    pub(crate) fn client_limit(&self) -> u64 {
+        self.client_limit.load(Ordering::Relaxed)
     }
 }
 

@@ -254,6 +254,7 @@ impl CgiHandler {
         let metrics = &self.shared.stats.metrics.cgi;
         // A client at max_children_per_client gets 503 at once (cgi/fair.rs).
         let Some(entry) = self.shared.fair.enter(req.conn.peer.ip()) else {
+            metrics.count_client_limit();
             return Err(GatewayError::ClientBusy.into());
         };
         // SPEC §5.6: wait up to queue_timeout for a slot, then 503 with Retry-After.

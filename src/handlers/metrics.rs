@@ -225,6 +225,13 @@ impl Series {
         )?;
         counter(&mut m, cgi.no_slot())?;
         let mut m = e.encode_descriptor(
+            "cgigate_cgi_client_limit_rejections",
+            "CGI requests answered 503 at once: their client had max_children_per_client scripts.",
+            None,
+            MetricType::Counter,
+        )?;
+        counter(&mut m, cgi.client_limit())?;
+        let mut m = e.encode_descriptor(
             "cgigate_cgi_helper_restarts",
             "CGI spawn helpers started again after they died.",
             None,
@@ -319,6 +326,8 @@ mod tests {
         m.cgi.spawn.observe(Duration::from_millis(2));
         m.cgi.count_stop(StopReason::Idle);
         m.cgi.count_no_slot();
+        m.cgi.count_client_limit();
+        m.cgi.count_client_limit();
         m.count_handshake(Handshake::Resumed);
         stats.count_error(BadRequest::of_status(431));
         page
@@ -394,6 +403,7 @@ mod tests {
         }
         let plain = [
             ("cgigate_cgi_max_children_rejections_total", 1.0),
+            ("cgigate_cgi_client_limit_rejections_total", 2.0),
             ("cgigate_cgi_scripts_running", 0.0),
             ("cgigate_connections_open", 0.0),
             ("cgigate_connections_accepted_total", 0.0),

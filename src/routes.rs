@@ -18,7 +18,7 @@ use crate::cgi::spawner::Table;
 use crate::cgi::{CgiHandler, CgiShared, Confinement};
 use crate::config::{Config, Identity, OutputConfig, Route, RouteKind, SpawnMode};
 use crate::handler::Handler;
-use crate::handlers::{builtin, StaticDir};
+use crate::handlers::{builtin, Listing, StaticDir};
 use crate::plugin::{Plugin, PluginHandler};
 use crate::router::{Dispatcher, RouteEntry, Router};
 use crate::stats::Stats;
@@ -151,6 +151,7 @@ pub(crate) fn build(
         stats: stats.clone(),
     });
     let mut plan = Planner::new(config);
+    let listed = listing(config, &mounted);
     let mut entries = Vec::with_capacity(config.routes.len() + mounted.len());
     let mut cgi_routes = Vec::new();
     for route in &config.routes {
@@ -160,7 +161,7 @@ pub(crate) fn build(
                 cgi_routes.push((route.prefix.clone(), handler.clone()));
                 handler
             }
-            None => route_handler(config, route, &mut plugins, stats)?,
+            None => route_handler(config, route, &mut plugins, stats, &listed)?,
         };
         entries.push(RouteEntry {
             prefix: Arc::from(route.prefix.as_str()),
@@ -337,11 +338,12 @@ fn route_handler(
     route: &Route,
     plugins: &mut Plugins,
     stats: &Arc<Stats>,
+    listed: &[Listing],
 ) -> Result<Arc<dyn Handler>, RouteError> {
     let fail = route_error(config, route);
     Ok(match &route.kind {
         RouteKind::Handler(name) => {
-            builtin(name, stats).ok_or_else(|| fail(format!("unknown handler {name:?}")))?
+            builtin(name, stats, listed).ok_or_else(|| fail(format!("unknown handler {name:?}")))?
         }
         RouteKind::StaticDir(dir) => Arc::new(
             StaticDir::new(dir).map_err(|e| fail(format!("static_dir {}: {e}", dir.display())))?,
@@ -353,6 +355,53 @@ fn route_handler(
             return Err(fail("a CGI route built as another kind".to_string()))
         }
     })
+}
+
+/// Every route as the landing page lists it (`handler = "welcome"`): the config's, then the
+/// mounted ones.
+fn listing(config: &Config, mounted: &[Mounted]) -> Vec<Listing> {
+    // Relative to the config's folder, as the file spells them: shorter, and the page does
+    // not show where the server's files are.
+    let shown = |path: &Path| {
+        path.strip_prefix(&config.base_dir)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
+    let mut listed: Vec<Listing> = config
+        .routes
+        .iter()
+        .map(|route| {
+            let (kind, target, cgi_dir) = match &route.kind {
+                RouteKind::Handler(name) => ("handler", name.clone(), None),
+                RouteKind::StaticDir(dir) => ("static_dir", shown(dir), None),
+                RouteKind::CgiDir(dir) => ("cgi_dir", shown(dir), Some(dir.clone())),
+                RouteKind::CgiScript(program) => ("cgi_script", shown(program), None),
+                RouteKind::Plugin { path, .. } => ("plugin", shown(path), None),
+            };
+            let is_files = matches!(route.kind, RouteKind::StaticDir(_));
+            Listing {
+                prefix: route.prefix.clone(),
+                kind,
+                target,
+                output: (!is_files).then(|| route.output.mode.as_str()),
+                flush_after: route.output.flush_after,
+                cgi_dir,
+            }
+        })
+        .collect();
+    listed.extend(mounted.iter().map(|m| {
+        let output = m.output.unwrap_or(config.output);
+        Listing {
+            prefix: m.prefix.clone(),
+            kind: "mounted",
+            target: String::new(),
+            output: Some(output.mode.as_str()),
+            flush_after: output.flush_after,
+            cgi_dir: None,
+        }
+    }));
+    listed
 }
 
 /// A mounted prefix must be a valid prefix that no other route has.

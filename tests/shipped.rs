@@ -91,3 +91,55 @@ fn the_example_scripts_work_under_the_shipped_config() {
         .sum();
     assert_eq!(cgi, 4.0, "{}", metrics.text());
 }
+
+#[test]
+fn the_landing_page_lists_every_route_and_other_paths_are_still_404() {
+    let srv = shipped();
+    let config = cgigate::Config::load(&repo_path("config.toml")).expect("shipped config");
+    let mut c = Client::connect(&srv.addr);
+    c.send(&get("/"));
+    let page = c.response();
+    assert_eq!(page.status, 200, "{}", page.describe());
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.framing, Framing::Length);
+    let html = page.text();
+    for route in &config.routes {
+        let row = format!("<tr><td><code>{}</code></td>", route.prefix);
+        assert!(html.contains(&row), "no row for {}:\n{html}", route.prefix);
+    }
+    // The three lanes of the comparison, each on the route of its output mode.
+    for (mode, url) in [
+        ("buffer", "/buffered/ticker"),
+        ("stream", "/streamed/ticker"),
+        ("auto", "/cgi-bin/ticker"),
+    ] {
+        let lane = format!(r#"data-mode="{mode}" data-url="{url}""#);
+        assert!(html.contains(&lane), "no {mode} lane:\n{html}");
+    }
+    c.send(&get("/index.html"));
+    assert_eq!(c.response().text(), html);
+    c.send(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = c.head_response();
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(html.len().to_string().as_str())
+    );
+    assert!(head.body.is_empty());
+    for path in ["/nonexistent", "/index.htm", "/x/index.html"] {
+        c.send(&get(path));
+        let r = c.response();
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (404, "404 Not Found\n"),
+            "{path}"
+        );
+    }
+    c.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    let post = c.response();
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+}

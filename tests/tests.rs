@@ -20,6 +20,8 @@ mod cgi;
 mod legacy;
 // The shipped config.toml and cgi-bin/ examples.
 mod shipped;
+// The landing page in a real browser (headless Chromium): what the lanes show, and when.
+mod landing;
 // Native plugins: the C and Rust examples, the loader's refusals.
 mod plugins;
 // TLS: resumption, KB937480, handshake timeout, wrong protocol, bad files.

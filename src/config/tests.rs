@@ -932,7 +932,7 @@ fn route_specific_errors() {
         3,
         11,
         "route[1].handler",
-        "unknown handler \"stats\" (built-in handlers: status, metrics, echo, ticker, hello)",
+        "unknown handler \"stats\" (built-in handlers: status, metrics, echo, ticker, hello, welcome)",
     );
     assert_error(
         "[[route]]\nprefix = \"/s\"\ncgi_dir = \"cgi\"\nplugin_config = \"x\"\n",

@@ -1,5 +1,5 @@
-//! Built-in handlers: `status`, `metrics`, `echo`, `ticker`, `hello`, static files, and the
-//! small answers the router needs (404, redirect to a folder).
+//! Built-in handlers: `status`, `metrics`, `echo`, `ticker`, `hello`, `welcome`, static
+//! files, and the small answers the router needs (404, redirect to a folder).
 
 mod echo;
 mod hello;
@@ -7,6 +7,7 @@ mod metrics;
 mod static_dir;
 mod status;
 mod ticker;
+mod welcome;
 
 pub(crate) use echo::Echo;
 pub(crate) use hello::Hello;
@@ -14,6 +15,7 @@ pub(crate) use metrics::MetricsPage;
 pub(crate) use static_dir::StaticDir;
 pub(crate) use status::Status;
 pub(crate) use ticker::Ticker;
+pub(crate) use welcome::{Listing, Welcome};
 
 use std::sync::Arc;
 
@@ -22,27 +24,35 @@ use crate::http::status as code;
 use crate::response::Response;
 use crate::stats::Stats;
 
-/// Makes a built-in handler; it may read the server's counters.
-type Make = fn(&Arc<Stats>) -> Arc<dyn Handler>;
+/// Makes a built-in handler; it may read the server's counters and the list of routes.
+type Make = fn(&Arc<Stats>, &[Listing]) -> Arc<dyn Handler>;
 
 /// The built-in handlers a `handler = "…"` route may name: SPEC §2's `status` and `echo`,
 /// SPEC §8's `metrics` (Prometheus), `ticker` (the producer the shipped config uses to
-/// compare output modes) and `hello` (the benchmarks' counterpart of nginx's `return 200`).
-/// The one list both the config check and the route building read.
+/// compare output modes), `hello` (the benchmarks' counterpart of nginx's `return 200`) and
+/// `welcome` (the landing page). The one list both the config check and the route building
+/// read.
 pub(crate) const BUILTINS: &[(&str, Make)] = &[
-    ("status", |stats| Arc::new(Status::new(stats.clone()))),
-    ("metrics", |stats| Arc::new(MetricsPage::new(stats.clone()))),
-    ("echo", |_| Arc::new(Echo)),
-    ("ticker", |_| Arc::new(Ticker)),
-    ("hello", |_| Arc::new(Hello)),
+    ("status", |stats, _| Arc::new(Status::new(stats.clone()))),
+    ("metrics", |stats, _| {
+        Arc::new(MetricsPage::new(stats.clone()))
+    }),
+    ("echo", |_, _| Arc::new(Echo)),
+    ("ticker", |_, _| Arc::new(Ticker)),
+    ("hello", |_, _| Arc::new(Hello)),
+    ("welcome", |_, routes| Arc::new(Welcome::new(routes))),
 ];
 
-/// The built-in handler called `name`, if there is one.
-pub(crate) fn builtin(name: &str, stats: &Arc<Stats>) -> Option<Arc<dyn Handler>> {
+/// The built-in handler called `name`, if there is one; `routes` is what the config serves.
+pub(crate) fn builtin(
+    name: &str,
+    stats: &Arc<Stats>,
+    routes: &[Listing],
+) -> Option<Arc<dyn Handler>> {
     BUILTINS
         .iter()
         .find(|(known, _)| *known == name)
-        .map(|(_, make)| make(stats))
+        .map(|(_, make)| make(stats, routes))
 }
 
 /// 404 for paths no route matches.

@@ -110,37 +110,32 @@ impl Response {
     /// with nothing changed, if a line has no colon or any field would be refused by
     /// [`Response::header`].
     pub fn headers_from_block(&mut self, block: &[u8]) -> bool {
-        let mut fields = Vec::new();
-        for line in block.split(|&b| b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                continue;
-            }
-            let Some(colon) = line.iter().position(|&b| b == b':') else {
-                return false;
-            };
-            let (name, value) = line.split_at(colon);
-            let value = crate::http::syntax::trim_ows(value.get(1..).unwrap_or_default());
-            let Ok(name) = std::str::from_utf8(name) else {
-                return false;
-            };
-            if !self.accepts(name, value) {
-                return false;
-            }
-            fields.push((name, Bytes::copy_from_slice(value)));
+        if self.head_sent {
+            return false;
         }
-        for (name, value) in fields {
-            self.add(name, value);
+        match HeaderBlock::parse(block) {
+            Some(fields) => {
+                self.add_block(fields);
+                true
+            }
+            None => false,
         }
-        true
+    }
+
+    /// Add the fields of a block [`HeaderBlock::parse`] accepted (before the head is sent;
+    /// after, nothing changes).
+    pub(crate) fn add_block(&mut self, block: HeaderBlock) {
+        if self.head_sent {
+            return;
+        }
+        for (name, value) in block.0 {
+            self.add(&name, value);
+        }
     }
 
     /// Whether `name: value` may be added now.
     fn accepts(&self, name: &str, value: &[u8]) -> bool {
-        if self.head_sent || !is_token(name.as_bytes()) || !is_field_value(value) {
-            return false;
-        }
-        !name.eq_ignore_ascii_case("content-length") || content_length(value).is_some()
+        !self.head_sent && field_ok(name, value)
     }
 
     /// Adds an accepted field.
@@ -268,6 +263,45 @@ impl Drop for Response {
 /// A Content-Length value: `1*DIGIT` (RFC 9110 §8.6).
 fn content_length(value: &[u8]) -> Option<u64> {
     crate::http::syntax::parse_decimal(value)
+}
+
+/// A header block that passed the checks of [`Response::header`], field by field: what a
+/// plugin's `send_headers` hands over, checked on the plugin's own thread, so that the call
+/// need not wait for the response writer to say yes.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderBlock(Vec<(String, Bytes)>);
+
+impl HeaderBlock {
+    /// The fields of `block` (`Name: value` lines ending in CRLF or LF; empty lines
+    /// skipped; OWS around values not part of them), or `None` if a line has no colon or a
+    /// field would be refused.
+    pub(crate) fn parse(block: &[u8]) -> Option<HeaderBlock> {
+        let mut fields = Vec::new();
+        for line in block.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (name, value) = line.split_at(colon);
+            let value = crate::http::syntax::trim_ows(value.get(1..).unwrap_or_default());
+            let name = std::str::from_utf8(name).ok()?;
+            if !field_ok(name, value) {
+                return None;
+            }
+            fields.push((name.to_string(), Bytes::copy_from_slice(value)));
+        }
+        Some(HeaderBlock(fields))
+    }
+}
+
+/// Whether `name: value` is a field a response may carry (a token name, a valid value, a
+/// Content-Length that is a number).
+fn field_ok(name: &str, value: &[u8]) -> bool {
+    if !is_token(name.as_bytes()) || !is_field_value(value) {
+        return false;
+    }
+    !name.eq_ignore_ascii_case("content-length") || content_length(value).is_some()
 }
 
 #[cfg(test)]

@@ -12,21 +12,20 @@ use cgigate_plugin::abi::{self, RequestAbi};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::http::decode::BodyError;
-use crate::response::{Connection, Mode};
+use crate::response::{Connection, HeaderBlock, Mode};
 
 use super::loader::Plugin;
 
 /// What the plugin's thread asks of the async side.
 pub(crate) enum PluginCmd {
-    /// Set the status and the header fields of a `Name: value` block, and send the head;
-    /// the reply says whether the block was valid (the response writer checks it, once).
+    /// Set the status and the header fields, and send the head. The block was checked on
+    /// the plugin's thread: the call does not wait for the async side (a round trip of two
+    /// thread wake-ups per request).
     Head {
         /// Status code.
         status: u16,
-        /// The plugin's header block, copied.
-        block: Vec<u8>,
-        /// Whether it was accepted.
-        reply: oneshot::Sender<bool>,
+        /// The plugin's header fields, checked.
+        block: HeaderBlock,
     },
     /// Output mode for the response.
     Mode(Mode),
@@ -122,22 +121,15 @@ impl CallContext {
         if !(200..=999).contains(&status) {
             return abi::E_INVALID;
         }
-        let (reply, answer) = oneshot::channel();
-        let cmd = PluginCmd::Head {
-            status,
-            block: block.to_vec(),
-            reply,
+        let Some(block) = HeaderBlock::parse(block) else {
+            return abi::E_INVALID;
         };
-        if self.send(cmd) != abi::OK {
-            return abi::E_DISCONNECTED;
-        }
-        match answer.blocking_recv() {
-            Ok(true) => {
+        match self.send(PluginCmd::Head { status, block }) {
+            abi::OK => {
                 self.head_sent = true;
                 abi::OK
             }
-            Ok(false) => abi::E_INVALID,
-            Err(_) => abi::E_DISCONNECTED,
+            other => other,
         }
     }
 

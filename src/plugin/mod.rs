@@ -60,17 +60,10 @@ impl PluginHandler {
         // Until the plugin returns (its context, holding the sender, is dropped then).
         while let Some(cmd) = rx.recv().await {
             match cmd {
-                PluginCmd::Head {
-                    status,
-                    block,
-                    reply,
-                } => {
-                    let accepted = res.headers_from_block(&block);
-                    let _ = reply.send(accepted);
-                    if accepted {
-                        res.status(status);
-                        res.send_head().await?;
-                    }
+                PluginCmd::Head { status, block } => {
+                    res.add_block(block);
+                    res.status(status);
+                    res.send_head().await?;
                 }
                 PluginCmd::Mode(mode) => {
                     res.set_mode(mode);

@@ -113,7 +113,8 @@ pub(crate) struct Carried {
     pub(crate) registry: Arc<Registry>,
     /// The `max_children` slots; the caller resizes them to the new config.
     pub(crate) children: Arc<Semaphore>,
-    /// Who holds and waits for them; given the new `max_children_per_client` here.
+    /// Who holds and waits for them; the caller gives them the new
+    /// `max_children_per_client` once the reload is certain.
     pub(crate) fair: Arc<Fair>,
     /// Loaded plugins.
     pub(crate) plugins: Plugins,
@@ -129,10 +130,7 @@ pub(crate) fn build(
 ) -> Result<Built, RouteError> {
     let per_client = config.cgi.max_children_per_client;
     let (registry, children, fair, mut plugins) = match carried {
-        Some(c) => {
-            c.fair.set_per_client(per_client);
-            (c.registry, c.children, c.fair, c.plugins)
-        }
+        Some(c) => (c.registry, c.children, c.fair, c.plugins),
         None => (
             Arc::new(Registry::new(stats.metrics.cgi.clone())),
             Arc::new(Semaphore::new(config.cgi.max_children)),

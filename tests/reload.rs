@@ -219,3 +219,38 @@ fn a_changed_isolation_takes_a_restart_and_the_helpers_keep_serving() {
     assert_eq!(srv.helpers(), helpers);
     srv.terminate();
 }
+
+#[test]
+fn a_refused_reload_changes_nothing_and_an_accepted_one_changes_the_per_client_bound() {
+    let cgi = |per_client: u32, cpu: &str| {
+        format!(
+            "[cgi]\nrequest_body = \"stream\"\nmax_children_per_client = {per_client}\n\n{}",
+            route(
+                "/cgi/",
+                &format!("cgi_dir = \"cgi\"\nlimits = {{ cpu = \"{cpu}\" }}")
+            )
+        )
+    };
+    let srv = Server::start_with(&config("", &cgi(1, "5s")), cgi_folder);
+    // One script of this client waits for the rest of its body: the client is at its bound.
+    let mut held = srv.connect();
+    held.send(b"POST /cgi/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab");
+    srv.wait_until("the script running", || !srv.children().is_empty());
+    let second = || {
+        let mut c = srv.connect();
+        c.send(&post("/cgi/echo", "x"));
+        c.response().status
+    };
+    assert_eq!(second(), 503);
+    // No bound, but a changed CPU limit: refused, so the bound stays.
+    srv.write_config(&config("", &cgi(0, "6s")));
+    assert!(!srv.reload());
+    assert_eq!(second(), 503, "a refused reload changed the bound");
+    // No bound and the same limit: reloaded, and the client may start a second script.
+    srv.write_config(&config("", &cgi(0, "5s")));
+    assert!(srv.reload(), "{}", srv.log_text());
+    assert_eq!(second(), 200);
+    held.send(b"cd");
+    assert_eq!(held.response().text(), "abcd");
+    srv.terminate();
+}

@@ -47,8 +47,8 @@ pub(super) struct Role {
 }
 
 impl Role {
-    /// The role `spec` has under `generation`; `None` when the config has no place for it
-    /// (a `Tls` spec without `[tls]` cannot happen: specs come from the same config).
+    /// The role `spec` has under `generation`. A `Tls` spec always finds `[tls]` there:
+    /// specs come from the same config, and a reload closes the ones it no longer names.
     pub(super) fn of(spec: Spec, generation: &Generation) -> Role {
         let config = &generation.config;
         let tls = |acceptor: &TlsAcceptor, tls: &crate::config::TlsConfig| Role {

@@ -173,6 +173,7 @@ impl Reloader {
             old.config.cgi.max_children,
             new.cgi.max_children,
         );
+        state.fair.set_per_client(new.cgi.max_children_per_client);
         self.shared.app.replace(router, access, Forwarding::of(new));
         self.shared.current.store(Arc::new(generation));
         Ok(reloaded)

@@ -113,15 +113,9 @@ fn with_config(cli: &Cli, then: impl FnOnce(Config) -> ExitCode) -> ExitCode {
 /// `cgigate run`: one script, as the server would run it; exit 0 when the server would send
 /// its response, 1 when the server would refuse it, 2 when it cannot be run at all.
 fn run_script(config: &Config, request: &cgigate::run::RunRequest) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match small_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cgigate: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let mut out = String::new();
     let result = runtime.block_on(cgigate::run::run(config, request, &mut out));
@@ -140,18 +134,24 @@ fn run_script(config: &Config, request: &cgigate::run::RunRequest) -> ExitCode {
     }
 }
 
+/// A runtime on this thread, for the commands that are not the server; exit 1 if it cannot
+/// be had (said on stderr).
+fn small_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cgigate: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
 /// `cgigate probe`: no config and no logging, a small runtime on this thread; exit 1 unless
 /// every request got a complete response.
 fn probe(options: &cgigate::probe::Options) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match small_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cgigate: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     if runtime.block_on(cgigate::probe::run(options)) {
         ExitCode::SUCCESS

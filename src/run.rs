@@ -384,17 +384,32 @@ fn first_bad_byte(stdout: &[u8], nph: bool, e: HeadError) -> usize {
     if matches!(e, HeadError::NoBlankLine | HeadError::TooLarge) {
         return stdout.len();
     }
-    (1..=stdout.len())
-        .find(|&n| {
-            let prefix = &stdout[..n];
-            let parsed = if nph {
-                header::parse_nph(prefix, usize::MAX)
-            } else {
-                header::parse(prefix, usize::MAX)
-            };
-            parsed.is_err()
-        })
-        .map_or(stdout.len(), |n| n.saturating_sub(1))
+    let refused = |n: usize| {
+        let prefix = &stdout[..n];
+        let parsed = if nph {
+            header::parse_nph(prefix, usize::MAX)
+        } else {
+            header::parse(prefix, usize::MAX)
+        };
+        parsed.is_err()
+    };
+    // The prefixes the parser refuses are all those from the first bad one on (a line, once
+    // refused, stays in every longer prefix, and no block ends before it): a binary search,
+    // not a parse of every prefix (which would be quadratic in a 64 KiB block).
+    let (mut lo, mut hi) = (1, stdout.len() + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if refused(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    if lo > stdout.len() {
+        stdout.len()
+    } else {
+        lo - 1
+    }
 }
 
 /// Status, framing and keep-alive for a header block the server accepts.

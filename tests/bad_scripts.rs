@@ -294,6 +294,21 @@ fn check_first(row: &Row, r: &Response) -> Result<(), String> {
     }
 }
 
+/// A server with a script per row, and `ok` for the follow-up requests.
+fn table_server(rows: &[Row]) -> Server {
+    Server::start_with(&config(), |dir| {
+        let cgi = dir.join("cgi");
+        std::fs::create_dir_all(&cgi).unwrap();
+        write_script(
+            &cgi.join("ok"),
+            &[b"Content-Type: text/plain\n\nok\n".to_vec()],
+        );
+        for row in rows {
+            write_script(&cgi.join(row.name), &row.output);
+        }
+    })
+}
+
 #[test]
 fn bad_scripts_table() {
     let rows = rows();
@@ -302,17 +317,7 @@ fn bad_scripts_table() {
     names.dedup();
     assert_eq!(names.len(), rows.len(), "row names are unique");
 
-    let srv = Server::start_with(&config(), |dir| {
-        let cgi = dir.join("cgi");
-        std::fs::create_dir_all(&cgi).unwrap();
-        write_script(
-            &cgi.join("ok"),
-            &[b"Content-Type: text/plain\n\nok\n".to_vec()],
-        );
-        for row in &rows {
-            write_script(&cgi.join(row.name), &row.output);
-        }
-    });
+    let srv = table_server(&rows);
     let mut failures = Vec::new();
     for row in &rows {
         let result = catch_unwind(AssertUnwindSafe(|| run(&srv, row)))
@@ -365,17 +370,7 @@ pub(crate) fn said_status(report: &str) -> Option<u16> {
 #[test]
 fn cgigate_run_gives_every_row_the_servers_verdict() {
     let rows = rows();
-    let srv = Server::start_with(&config(), |dir| {
-        let cgi = dir.join("cgi");
-        std::fs::create_dir_all(&cgi).unwrap();
-        write_script(
-            &cgi.join("ok"),
-            &[b"Content-Type: text/plain\n\nok\n".to_vec()],
-        );
-        for row in &rows {
-            write_script(&cgi.join(row.name), &row.output);
-        }
-    });
+    let srv = table_server(&rows);
     let mut differ = Vec::new();
     for row in &rows {
         let method = if row.head { "HEAD" } else { "GET" };

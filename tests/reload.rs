@@ -33,6 +33,13 @@ fn route(prefix: &str, what: &str) -> String {
     format!("[[route]]\nprefix = \"{prefix}\"\n{what}\n")
 }
 
+/// The last `reload refused` line the server logged.
+fn last_refusal(srv: &Server) -> String {
+    let log = srv.log_text();
+    let line = log.lines().rev().find(|l| l.contains("reload refused"));
+    line.expect("a refusal logged").to_string()
+}
+
 fn post(target: &str, body: &str) -> Vec<u8> {
     format!(
         "POST {target} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
@@ -73,12 +80,7 @@ fn an_invalid_config_is_logged_with_file_line_and_key_and_the_old_one_keeps_serv
     // Line 3, in [server]: a value of the wrong type.
     srv.write_config(&config("max_connections = \"lots\"", &hello));
     assert!(!srv.reload());
-    let log = srv.log_text();
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("reload refused"))
-        .unwrap();
+    let line = last_refusal(&srv);
     assert!(line.contains("config.toml:3"), "{line}");
     assert!(line.contains("max_connections"), "{line}");
     assert_eq!(srv.get("/hello").status, 200);
@@ -86,12 +88,7 @@ fn an_invalid_config_is_logged_with_file_line_and_key_and_the_old_one_keeps_serv
     let missing = route("/gone/", "cgi_dir = \"no-such-folder\"");
     srv.write_config(&config("", &(hello.clone() + &missing)));
     assert!(!srv.reload());
-    let log = srv.log_text();
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("reload refused"))
-        .unwrap();
+    let line = last_refusal(&srv);
     assert!(line.contains("route /gone/"), "{line}");
     assert!(line.contains("no-such-folder"), "{line}");
     assert_eq!(srv.get("/hello").status, 200);
@@ -198,12 +195,7 @@ fn a_changed_isolation_takes_a_restart_and_the_helpers_keep_serving() {
     assert!(!helpers.is_empty(), "a limited route runs through helpers");
     srv.write_config(&config("", &limited("6s")));
     assert!(!srv.reload());
-    let log = srv.log_text();
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("reload refused"))
-        .unwrap();
+    let line = last_refusal(&srv);
     assert!(line.contains("takes a restart"), "{line}");
     assert_eq!(
         srv.get("/hello").status,

@@ -60,8 +60,9 @@ impl Capture {
     pub(crate) fn write(&self, failure: Failure<'_>) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(&self.folder)?;
         self.prune()?;
-        let now = httpdate::fmt_http_date(std::time::SystemTime::now());
-        let stamp = std::time::SystemTime::now()
+        let at = std::time::SystemTime::now();
+        let now = httpdate::fmt_http_date(at);
+        let stamp = at
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);

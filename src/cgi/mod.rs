@@ -201,6 +201,44 @@ impl CgiHandler {
             .map_err(|e| e.of_program(&script.script_name, &self.limits))
     }
 
+    /// Start `script` where its route says (its helper, or this process), holding its
+    /// `max_children` slot; a start that fails is the status SPEC §5.6 gives it.
+    pub(crate) async fn start(
+        &self,
+        script: &Script,
+        env: &[(String, Vec<u8>)],
+        input: Input,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(Process, Pipes), HandlerError> {
+        let (spawner, confined, foreign) = self.launcher(script).await?;
+        let launch = Launch {
+            grace: self.cfg.kill_grace,
+            registry: self.shared.registry.clone(),
+            permit,
+            spawner: spawner.as_ref(),
+            confined,
+            foreign,
+        };
+        let spawning = Instant::now();
+        match Process::spawn(script, env, input, launch).await {
+            Ok(started) => {
+                let metrics = &self.shared.stats.metrics.cgi;
+                metrics.spawn.observe(spawning.elapsed());
+                Ok(started)
+            }
+            // SPEC §5.6: spawn failure → 500, EAGAIN (out of processes, or the route's
+            // `processes` limit) → 503; a helper that refused it (EACCES) → 403.
+            Err(e) => Err(match e.raw_os_error().map(nix::errno::Errno::from_raw) {
+                Some(nix::errno::Errno::EAGAIN) => GatewayError::Busy,
+                Some(nix::errno::Errno::EACCES) if confined => GatewayError::Refused(
+                    "the route's helper refused the program (see its log line)".to_string(),
+                ),
+                _ => GatewayError::Spawn(e),
+            }
+            .into()),
+        }
+    }
+
     /// Where the script starts from: a helper (and whether it confines it), or the server.
     async fn launcher(
         &self,
@@ -290,35 +328,7 @@ impl CgiHandler {
             None if req.body.is_present() => (Input::Pipe, None),
             None => (Input::Null, None),
         };
-        let (spawner, confined, foreign) = self.launcher(script).await?;
-        let launch = Launch {
-            grace: self.cfg.kill_grace,
-            registry: self.shared.registry.clone(),
-            permit,
-            spawner: spawner.as_ref(),
-            confined,
-            foreign,
-        };
-        let spawning = Instant::now();
-        let spawned = Process::spawn(script, &environment, stdin, launch).await;
-        let (process, pipes) = match spawned {
-            Ok(p) => {
-                metrics.spawn.observe(spawning.elapsed());
-                p
-            }
-            Err(e) => {
-                // SPEC §5.6: spawn failure → 500, EAGAIN (out of processes, or the route's
-                // `processes` limit) → 503; a helper that refused it (EACCES) → 403.
-                return Err(match e.raw_os_error().map(nix::errno::Errno::from_raw) {
-                    Some(nix::errno::Errno::EAGAIN) => GatewayError::Busy,
-                    Some(nix::errno::Errno::EACCES) if confined => GatewayError::Refused(
-                        "the route's helper refused the program (see its log line)".to_string(),
-                    ),
-                    _ => GatewayError::Spawn(e),
-                }
-                .into());
-            }
-        };
+        let (process, pipes) = self.start(script, &environment, stdin, permit).await?;
         let feed = Feed {
             memory: memory_body,
             stream: self.cfg.request_body == RequestBody::Stream || req.body.is_present(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
 
-use super::process::{self, Input, Launch, Process};
+use super::process::{self, Input};
 use super::script::{Refusal, Script};
 use super::CgiHandler;
 use crate::error::GatewayError;
@@ -73,23 +73,15 @@ impl CgiHandler {
             .acquire_owned()
             .await
             .map_err(|_| failed(GatewayError::NoSlot(self.cfg.queue_timeout).into()))?;
-        let (spawner, confined, foreign) = self.launcher(&script).await.map_err(failed)?;
-        let launch = Launch {
-            grace: self.cfg.kill_grace,
-            registry: self.shared.registry.clone(),
-            permit,
-            spawner: spawner.as_ref(),
-            confined,
-            foreign,
-        };
         let input = if body.is_empty() {
             Input::Null
         } else {
             Input::Pipe
         };
-        let (mut process, pipes) = Process::spawn(&script, &env, input, launch)
+        let (mut process, pipes) = self
+            .start(&script, &env, input, permit)
             .await
-            .map_err(|e| failed(GatewayError::Spawn(e).into()))?;
+            .map_err(failed)?;
         let started = Instant::now();
         let feed = async {
             if let Some(mut stdin) = pipes.stdin {

@@ -147,20 +147,18 @@ impl Series {
     /// Connections, TLS handshakes and the access log.
     fn connections(&self, e: &mut DescriptorEncoder) -> Written {
         let snap = self.0.snapshot();
-        let mut m = e.encode_descriptor(
+        single_gauge(
+            e,
             "cgigate_connections_open",
             "Client connections open now.",
-            None,
-            MetricType::Gauge,
+            snap.open_connections,
         )?;
-        m.encode_gauge(&snap.open_connections)?;
-        let mut m = e.encode_descriptor(
+        single_counter(
+            e,
             "cgigate_connections_accepted",
             "Client connections accepted.",
-            None,
-            MetricType::Counter,
+            snap.connections_accepted,
         )?;
-        counter(&mut m, snap.connections_accepted)?;
         let mut m = e.encode_descriptor(
             "cgigate_tls_handshakes",
             "TLS handshakes, by result: full, resumed (a session ID or ticket), failed.",
@@ -174,39 +172,35 @@ impl Series {
                 self.0.metrics.handshakes(result),
             )?;
         }
-        let mut m = e.encode_descriptor(
+        single_counter(
+            e,
             "cgigate_access_log_dropped",
             "Access log lines dropped because the log target could not keep up.",
-            None,
-            MetricType::Counter,
-        )?;
-        counter(&mut m, snap.access_log_dropped)
+            snap.access_log_dropped,
+        )
     }
 
     /// The CGI host.
     fn cgi(&self, e: &mut DescriptorEncoder) -> Written {
         let cgi = &self.0.metrics.cgi;
-        let mut m = e.encode_descriptor(
+        single_histogram(
+            e,
             "cgigate_cgi_spawn",
             "Time to start a CGI script: from asking for it to its process running.",
-            Some(&Unit::Seconds),
-            MetricType::Histogram,
+            &cgi.spawn.snapshot(),
         )?;
-        histogram(&mut m, &cgi.spawn.snapshot())?;
-        let mut m = e.encode_descriptor(
+        single_histogram(
+            e,
             "cgigate_cgi_queue_wait",
             "Time a CGI request waited for a max_children slot, when it got one.",
-            Some(&Unit::Seconds),
-            MetricType::Histogram,
+            &cgi.queue_wait.snapshot(),
         )?;
-        histogram(&mut m, &cgi.queue_wait.snapshot())?;
-        let mut m = e.encode_descriptor(
+        single_gauge(
+            e,
             "cgigate_cgi_scripts_running",
             "CGI scripts running now.",
-            None,
-            MetricType::Gauge,
+            cgi.running(),
         )?;
-        m.encode_gauge(&cgi.running())?;
         let mut m = e.encode_descriptor(
             "cgigate_cgi_scripts_stopped",
             "CGI scripts the server stopped, by reason.",
@@ -217,27 +211,24 @@ impl Series {
             let labels = [("reason", reason.as_str())];
             counter(&mut m.encode_family(&labels)?, cgi.stopped(reason))?;
         }
-        let mut m = e.encode_descriptor(
+        single_counter(
+            e,
             "cgigate_cgi_max_children_rejections",
             "CGI requests answered 503 after queue_timeout without a max_children slot.",
-            None,
-            MetricType::Counter,
+            cgi.no_slot(),
         )?;
-        counter(&mut m, cgi.no_slot())?;
-        let mut m = e.encode_descriptor(
+        single_counter(
+            e,
             "cgigate_cgi_client_limit_rejections",
             "CGI requests answered 503 at once: their client had max_children_per_client scripts.",
-            None,
-            MetricType::Counter,
+            cgi.client_limit(),
         )?;
-        counter(&mut m, cgi.client_limit())?;
-        let mut m = e.encode_descriptor(
+        single_counter(
+            e,
             "cgigate_cgi_helper_restarts",
             "CGI spawn helpers started again after they died.",
-            None,
-            MetricType::Counter,
-        )?;
-        counter(&mut m, self.0.snapshot().cgi_helper_restarts)
+            self.0.snapshot().cgi_helper_restarts,
+        )
     }
 
     /// What the server refused itself.
@@ -257,6 +248,34 @@ impl Series {
         }
         Ok(())
     }
+}
+
+/// A counter family without labels.
+fn single_counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Written {
+    counter(
+        &mut e.encode_descriptor(name, help, None, MetricType::Counter)?,
+        value,
+    )
+}
+
+/// A gauge family without labels.
+fn single_gauge(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Written {
+    e.encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
+}
+
+/// A histogram family in seconds, without labels.
+fn single_histogram(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    h: &HistogramSnapshot,
+) -> Written {
+    let kind = MetricType::Histogram;
+    histogram(
+        &mut e.encode_descriptor(name, help, Some(&Unit::Seconds), kind)?,
+        h,
+    )
 }
 
 fn counter(m: &mut MetricEncoder, value: u64) -> Written {

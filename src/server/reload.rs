@@ -280,3 +280,32 @@ fn log_outcome(result: &Result<Reloaded, ReloadError>, source: &str) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Let the taking task run until `slots` has `free` permits (bounded).
+    async fn settle(slots: &Semaphore, free: usize) {
+        for _ in 0..1000 {
+            if slots.available_permits() == free {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("{} free, not {free}", slots.available_permits());
+    }
+
+    #[tokio::test]
+    async fn fewer_slots_are_taken_back_as_their_holders_give_them_back() {
+        let slots = Arc::new(Semaphore::new(3));
+        let held = slots.clone().acquire_many_owned(2).await.expect("open");
+        resize(&slots, 3, 1);
+        // The one free slot is taken at once; the second only when a holder gives one back.
+        settle(&slots, 0).await;
+        drop(held);
+        settle(&slots, 1).await;
+        resize(&slots, 1, 4);
+        assert_eq!(slots.available_permits(), 4);
+    }
+}

@@ -17,6 +17,9 @@ NAMES = {
     "cgigate-hello": "cgigate `handler = \"hello\"`",
     "cgigate-echo": "cgigate `handler = \"echo\"` (GET)",
     "cgigate-static": "cgigate `static_dir` (6-byte file)",
+    "cgigate-static-big": "cgigate `static_dir` (1 MiB file)",
+    "nginx-static": "nginx `root` (6-byte file)",
+    "nginx-static-big": "nginx `root` (1 MiB file)",
     "cgigate-plugin": "cgigate C plugin (examples/plugins/c/hello.c)",
     "cgigate-isolated": "cgigate, isolated route (user, limits, sandbox)",
     "apache": "Apache 2.4 mod_cgid, mpm_event",
@@ -269,10 +272,14 @@ def main():
           "cgigate's counterpart is the `hello` built-in (`hello\\n`, the same bytes); its other "
           "small in-process answers are measured beside it: the `echo` built-in on GET (it "
           "describes the request back, ~150 bytes), a 6-byte static file, and the C example "
-          "plugin (`hello\\n`, run on a worker thread).")
+          "plugin (`hello\\n`, run on a worker thread). The static files are also served by "
+          "nginx from its own `root` (its `sendfile on` and `open_file_cache` stock: sendfile "
+          "on, no cache), a 6-byte and a 1 MiB file; the ratio column of those rows is still "
+          "against `return 200`, their targets below against nginx's own static rows.")
         w("")
         w(rate_table(res, "e", ["c8", "c32"],
-                     ["nginx", "cgigate-hello", "cgigate-echo", "cgigate-static", "cgigate-plugin"],
+                     ["nginx", "cgigate-hello", "cgigate-echo", "cgigate-static", "cgigate-plugin",
+                      "nginx-static", "cgigate-static-big", "nginx-static-big"],
                      ref="nginx", ref_label="this ÷ nginx", ratio_of_row=True)
           .replace(NAMES["nginx"], "nginx `return 200`"))
         w("")
@@ -324,17 +331,47 @@ def main():
               f"{fmt(res.med('g', 'idle', s, 'kib_per_conn'), 2)} | {fmt(res.med('g', 'idle', s, 'open_s'), 1)} |")
         w("")
 
+    if res.has("i"):
+        w("## (i) CPU per CGI request")
+        w("")
+        w(f"`bench/cpu.py URL 8 {dur} ROOTS`: one `wrk -t1 -c8 -d{dur}s` run on `/cgi/hello` "
+          "(cgigate also `/isolated/hello`), with the user + system time of every process in "
+          "the server's session read from /proc before and after. **server** is the server's "
+          "own processes (for nginx also fcgiwrap's, for cgigate its spawn helpers), "
+          "**scripts** the time of the children they reaped; \"—\" where the server ignores "
+          "SIGCHLD (then the kernel reaps its children and their time is counted nowhere). "
+          "Microseconds per request. The last row is bench/spawn.c with one worker: the "
+          "spawning parent's own CPU per spawn, and its children's.")
+        w("")
+        w("| server | server µs/request | scripts µs/request | rounds (server) |")
+        w("|---|---|---|---|")
+        for s_ in PEERS + ["cgigate", "cgigate-isolated"]:
+            if not res.runs("i", "c8", s_):
+                continue
+            sc = res.med("i", "c8", s_, "script_us")
+            rs = [d.get("server_us") for d in res.runs("i", "c8", s_) if not d.get("failed")]
+            w(f"| {mark(res, 'i', 'c8', s_, NAMES.get(s_, s_))} | {fmt(res.med('i', 'c8', s_, 'server_us'))} | "
+              f"{fmt(sc if sc is not None and sc >= 0 else None)} | {', '.join(fmt(r) for r in rs)} |")
+        if res.runs("i", "c8", "spawn.c"):
+            rs = [d.get("parent_us_per_spawn") for d in res.runs("i", "c8", "spawn.c") if not d.get("failed")]
+            w(f"| bench/spawn.c -w 1 (pipe2, posix_spawn, read, waitpid) | "
+              f"{fmt(res.med('i', 'c8', 'spawn.c', 'parent_us_per_spawn'))} | "
+              f"{fmt(res.med('i', 'c8', 'spawn.c', 'child_us_per_spawn'))} | {', '.join(fmt(r) for r in rs)} |")
+        w("")
+
     # Targets.
     T = []
-    for wl in ("a",):
+    for wl in ("a", "b"):
         if not res.has(wl):
             continue
         for c in ("c8", "c32"):
             mine = res.med(wl, c, "cgigate", "rps")
             best, who = best_peer(res, wl, c)
             if mine and best:
-                T.append(f"| (a) {c}: cgigate ÷ best CGI peer ({NAMES[who]}) | ≥ 1.25× | "
+                T.append(f"| ({wl}) {c}: cgigate ÷ best CGI peer ({NAMES[who]}) | ≥ 1.25× | "
                          f"{mine / best:.2f}× | {verdict(mine / best >= 1.25)} |")
+            if wl == "b":
+                continue
             if mine and spawn:
                 T.append(f"| (a) {c}: cgigate ÷ spawn ceiling (h) | ≥ 90% | {100 * mine / spawn:.0f}% | "
                          f"{verdict(mine / spawn >= 0.9)} |")
@@ -356,11 +393,19 @@ def main():
     if res.has("e"):
         for c in ("c8", "c32"):
             ng = res.med("e", c, "nginx", "rps")
-            for s in ("cgigate-hello", "cgigate-echo", "cgigate-static", "cgigate-plugin"):
-                mine = res.med("e", c, s, "rps")
-                if mine and ng:
-                    T.append(f"| (e) {c}: {NAMES[s]} ÷ nginx `return 200` | ≥ 1.0× | {mine / ng:.2f}× | "
-                             f"{verdict(mine / ng >= 1.0)} |")
+            mine = res.med("e", c, "cgigate-hello", "rps")
+            if mine and ng:
+                T.append(f"| (e) {c}: {NAMES['cgigate-hello']} ÷ nginx `return 200` | ≥ 1.0× | {mine / ng:.2f}× | "
+                         f"{verdict(mine / ng >= 1.0)} |")
+            for s, theirs in (("cgigate-static", "nginx-static"), ("cgigate-static-big", "nginx-static-big")):
+                mine, ref = res.med("e", c, s, "rps"), res.med("e", c, theirs, "rps")
+                if mine and ref:
+                    T.append(f"| (e) {c}: {NAMES[s]} ÷ {NAMES[theirs]} | ≥ 1.0× | {mine / ref:.2f}× | "
+                             f"{verdict(mine / ref >= 1.0)} |")
+            mine, ref = res.med("e", c, "cgigate-plugin", "rps"), res.med("e", c, "cgigate-hello", "rps")
+            if mine and ref:
+                T.append(f"| (e) {c}: C plugin ÷ `hello` built-in | ≥ 0.8× | {mine / ref:.2f}× | "
+                         f"{verdict(mine / ref >= 0.8)} |")
     if res.has("f"):
         st = res.med("f", "slow", "cgigate-stream", "lag_ms")
         au = res.med("f", "slow", "cgigate-auto", "lag_ms")
@@ -373,6 +418,22 @@ def main():
         k = res.med("g", "idle", "cgigate", "kib_per_conn")
         if k is not None:
             T.append(f"| (g) cgigate memory per idle connection | ≤ 4 KiB | {k:.2f} KiB | {verdict(k <= 4)} |")
+            ng = res.med("g", "idle", "nginx", "kib_per_conn")
+            if ng is not None:
+                T.append(f"| (g) cgigate ÷ nginx, memory per idle connection | ≤ 1.0× | {k / ng:.2f}× | "
+                         f"{verdict(k <= ng)} |")
+    if res.has("i"):
+        mine = res.med("i", "c8", "cgigate", "server_us")
+        if mine is not None:
+            T.append(f"| (i) cgigate's own CPU per CGI request | ≤ 80 µs | {mine:.0f} µs | {verdict(mine <= 80)} |")
+        sc, bare = res.med("i", "c8", "cgigate", "script_us"), res.med("i", "c8", "spawn.c", "child_us_per_spawn")
+        if sc is not None and sc >= 0 and bare:
+            T.append(f"| (i) cgigate's scripts' CPU ÷ spawn.c's children's | ≤ 1.10× | {sc / bare:.2f}× | "
+                     f"{verdict(sc / bare <= 1.10)} |")
+        iso = res.med("i", "c8", "cgigate-isolated", "server_us")
+        if mine and iso:
+            T.append(f"| (i) isolated ÷ plain route, server CPU per request | ≤ 1.10× | {iso / mine:.2f}× | "
+                     f"{verdict(iso / mine <= 1.10)} |")
     if T:
         w("## cgigate against its targets")
         w("")
@@ -429,6 +490,7 @@ def main():
     w(f"wrk -t{wt} -c8|-c32 -d{dur}s --timeout 5s --latency -s bench/wrk.lua http://127.0.0.1:PORT/PATH")
     w("# (f)\npython3 bench/ttfb.py 127.0.0.1 PORT /cgi/slow")
     w(f"# (g)\npython3 bench/idle.py 127.0.0.1 PORT /cgi/hello {int(float(meta.get('idle_conns', 0)))} SERVER_PIDS...")
+    w(f"# (i)\npython3 bench/cpu.py http://127.0.0.1:PORT/cgi/hello 8 {dur} SERVER_PIDS...\nbench/spawn -w 1 -d {dur} -m process bench/cgi/hello")
     w(f"# (h)\nbench/spawn -w 2 -d {dur} -m process -f 0 bench/cgi/hello\nbench/spawn -w 8 -d {dur} -m process -f 0 bench/cgi/hello\n"
       f"bench/spawn -w 2 -d {dur} -m process -f {int(float(meta.get('idle_conns', 0)))} bench/cgi/hello")
     w("```")
@@ -452,7 +514,7 @@ def main():
     w("")
 
     # Every round, for judging the noise.
-    w("<details><summary>Every round (req/s; (f) held ms; (g) KiB per connection; (h) spawns/s)</summary>")
+    w("<details><summary>Every round (req/s; (f) held ms; (g) KiB per connection; (h) spawns/s; (i) server µs per request)</summary>")
     w("")
     w("| workload | case | server | " + " | ".join(f"round {r}" for r in range(1, rounds + 1)) + " |")
     w("|---|---|---|" + "---|" * rounds)
@@ -460,7 +522,7 @@ def main():
     for (_, wl, case, server, _) in rows:
         if (wl, case, server) not in seen:
             seen.append((wl, case, server))
-    key = {"f": "lag_ms", "g": "kib_per_conn", "h": "rate"}
+    key = {"f": "lag_ms", "g": "kib_per_conn", "h": "rate", "i": "server_us"}
     for wl, case, server in seen:
         cells = []
         for r in range(1, rounds + 1):

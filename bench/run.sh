@@ -20,7 +20,7 @@ ROUNDS=3
 DURATION=5
 TTFB_SAMPLES=3
 IDLE_CONNS=10000
-WORKLOADS="a b c d e f g h"
+WORKLOADS="a b c d e f g h i"
 PORT_BASE=18080
 PIN=0
 INSTALL=1
@@ -35,7 +35,7 @@ usage: bench/run.sh [options]
   --quick              1 round, 2 s load runs, 1 TTFB sample per round, 1,000 idle conns
   --rounds N           interleaved rounds (default $ROUNDS)
   --duration S         seconds per wrk run (default $DURATION)
-  --workloads LIST     comma-separated subset of: a b c d e f g h (default all)
+  --workloads LIST     comma-separated subset of: a b c d e f g h i (default all)
                          a  hello (C CGI), keep-alive, wrk -c8 and -c32
                          b  hello.sh (/bin/sh CGI), the same
                          c  big: 1 MiB of CGI output
@@ -44,6 +44,8 @@ usage: bench/run.sh [options]
                          f  time to first byte of the slow CGI (a line, 1 s, a line)
                          g  server memory with N idle keep-alive connections
                          h  the raw spawn ceiling (bench/spawn.c)
+                         i  CPU per CGI request: the server's own and its scripts'
+                            (bench/cpu.py, wrk -t1 -c8 on hello)
   --idle-conns N       connections for (g) (default $IDLE_CONNS)
   --pin                pin wrk to CPU 1 and every server (and its CGIs, and spawn.c) to CPU 0
   --port-base P        ports P..P+4 (default $PORT_BASE)
@@ -75,7 +77,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 for w in $WORKLOADS; do
-    case $w in a|b|c|d|e|f|g|h) ;; *) die "unknown workload '$w' (use a b c d e f g h)" ;; esac
+    case $w in a|b|c|d|e|f|g|h|i) ;; *) die "unknown workload '$w' (use a b c d e f g h i)" ;; esac
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
@@ -176,6 +178,7 @@ gcc $CFLAGS -shared -fPIC -I "$REPO/include" -o "$WORK/libhello.so" \
 (cd "$BENCH/gocgi" && go build -o gocgi . >&2) || die "go build of bench/gocgi failed"
 mkdir -p "$WORK/static"
 printf 'hello\n' >"$WORK/static/hello.txt"
+head -c 1048576 /dev/urandom >"$WORK/static/big.bin"
 
 # ---------------------------------------------------------------------------------------
 # Pinning (--pin): wrk on CPU 1, servers (their CGIs inherit it) and spawn.c on CPU 0.
@@ -360,6 +363,10 @@ http {
         location = /ret {
             return 200 "hello\n";
         }
+        # (e)'s static rows: the same files cgigate's static_dir serves.
+        location /static/ {
+            alias $WORK/static/;
+        }
     }
 }
 EOF
@@ -440,7 +447,7 @@ for s in $SERVERS; do start_server "$s"; done
 port_of() {
     case $1 in
         cgigate*) echo "$PORT_CGIGATE" ;; apache) echo "$PORT_APACHE" ;;
-        lighttpd) echo "$PORT_LIGHTTPD" ;; nginx) echo "$PORT_NGINX" ;; go) echo "$PORT_GO" ;;
+        lighttpd) echo "$PORT_LIGHTTPD" ;; nginx*) echo "$PORT_NGINX" ;; go) echo "$PORT_GO" ;;
     esac
 }
 url_of() { echo "http://127.0.0.1:$(port_of "$1")$2"; }
@@ -483,6 +490,11 @@ check cgigate /echo ok
 check cgigate /static/hello.txt ok
 check cgigate /ext/hello ok
 check nginx /ret ok
+check nginx /static/hello.txt ok
+for s in cgigate nginx; do
+    curl -sf --max-time 10 "$(url_of "$s" /static/big.bin)" -o "$WORK/raw/check.out" && cmp -s "$WORK/raw/check.out" "$WORK/static/big.bin" \
+        || die "$s: /static/big.bin is not the file"
+done
 
 # ---------------------------------------------------------------------------------------
 # Measurements. Every result is one line of results.tsv: round workload case server k=v...
@@ -545,6 +557,19 @@ run_idle() {  # run_idle ROUND SERVER
     timeout 30 wrk -t"$WRK_THREADS" -c8 -d1s "$(url_of "$server" /cgi/hello)" >/dev/null 2>&1 || true
 }
 
+run_cpu() {  # run_cpu ROUND SERVER PATH — (i): CPU per request from /proc around one wrk run
+    local round=$1 server=$2 path=$3 out
+    echo "round $round i cpu $server: python3 bench/cpu.py $(url_of "$server" "$path") 8 $DURATION ${ROOTS[${server%%-*}]}" >>"$COMMANDS"
+    if out=$(timeout $((DURATION + 30)) "${CLI_PIN[@]}" python3 "$BENCH/cpu.py" "$(url_of "$server" "$path")" 8 "$DURATION" ${ROOTS[${server%%-*}]} 2>&1); then
+        record "$round" i c8 "$server" "${out#CPU }"
+        log "  round $round i cpu $(printf '%-15s' "$server") ${out#CPU }"
+    else
+        log "cpu measurement failed for $server $path: $out"
+        record "$round" i c8 "$server" "failed=1"
+    fi
+    sleep 0.5
+}
+
 run_spawn() {  # run_spawn ROUND — 2 workers (the brief's), 8 (more in flight), and 2 workers
     # each holding IDLE_CONNS extra descriptors (what spawning costs a server holding (g)'s
     # connections)
@@ -603,8 +628,11 @@ for round in $(seq "$ROUNDS"); do
             run_wrk "$round" e "c$c" nginx /ret "$c"
             run_wrk "$round" e "c$c" cgigate-hello /hello "$c"
             run_wrk "$round" e "c$c" cgigate-echo /echo "$c"
-            run_wrk "$round" e "c$c" cgigate-static /static/hello.txt "$c"
             run_wrk "$round" e "c$c" cgigate-plugin /ext/hello "$c"
+            run_wrk "$round" e "c$c" nginx-static /static/hello.txt "$c"
+            run_wrk "$round" e "c$c" cgigate-static /static/hello.txt "$c"
+            run_wrk "$round" e "c$c" nginx-static-big /static/big.bin "$c"
+            run_wrk "$round" e "c$c" cgigate-static-big /static/big.bin "$c"
         done
     fi
     if has f; then
@@ -620,6 +648,19 @@ for round in $(seq "$ROUNDS"); do
     fi
     if has h; then
         run_spawn "$round"
+    fi
+    if has i; then
+        for s in $SERVERS; do run_cpu "$round" "$s" /cgi/hello; done
+        run_cpu "$round" cgigate-isolated /isolated/hello
+        # The bare loop's parent and child, one worker (as one connection's worth of spawns).
+        echo "round $round i cpu spawn.c: ${SRV_PIN[*]:+${SRV_PIN[*]} }bench/spawn -w 1 -d $DURATION -m process bench/cgi/hello" >>"$COMMANDS"
+        if out=$(timeout $((DURATION + 30)) "${SRV_PIN[@]}" "$BENCH/spawn" -w 1 -d "$DURATION" -m process "$CGI/hello" 2>&1); then
+            record "$round" i c8 spawn.c "$out"
+            log "  round $round i cpu spawn.c ${out}"
+        else
+            log "spawn.c failed: $out"
+            record "$round" i c8 spawn.c "failed=1"
+        fi
     fi
 done
 

@@ -8,7 +8,9 @@
  * Defaults: 2 workers, 5 s, processes. -f FDS first opens FDS extra close-on-exec
  * descriptors in each worker, as a server holding that many connections has: the kernel
  * copies the descriptor table at each spawn and closes them at exec. Output: one line
- *   spawns=N seconds=S rate=R workers=W mode=M bytes_per_spawn=B
+ *   spawns=N seconds=S rate=R workers=W mode=M bytes_per_spawn=B parent_us_per_spawn=P
+ *   child_us_per_spawn=C
+ * P is the CPU (user + system) the spawning workers used per spawn, C the programs' own.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,7 +33,15 @@ static char *child_env[] = {
     "GATEWAY_INTERFACE=CGI/1.1", "REQUEST_METHOD=GET", "QUERY_STRING=",
     "SERVER_PROTOCOL=HTTP/1.1", "PATH=/usr/local/bin:/usr/bin:/bin", NULL};
 
-struct result { long spawns; long bytes; int failed; };
+/* cpu_us: the worker's own CPU (user + system); child_us: its reaped children's. */
+struct result { long spawns; long bytes; int failed; long cpu_us; long child_us; };
+
+static long rusage_us(int who) {
+    struct rusage ru;
+    if (getrusage(who, &ru) != 0) return 0;
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_usec;
+}
 
 static double now(void) {
     struct timespec ts;
@@ -79,6 +90,9 @@ static void worker(struct result *res) {
         res->spawns++;
         res->bytes += b;
     }
+    /* Process workers only: a thread's RUSAGE_SELF would be the whole process's. */
+    res->cpu_us = rusage_us(RUSAGE_SELF);
+    res->child_us = rusage_us(RUSAGE_CHILDREN);
 }
 
 static void *thread_main(void *arg) { worker(arg); return NULL; }
@@ -127,14 +141,22 @@ int main(int argc, char **argv) {
         }
     }
     double elapsed = now() - t0;
-    long spawns = 0, bytes = 0;
+    long spawns = 0, bytes = 0, cpu_us = 0, child_us = 0;
     for (int i = 0; i < workers; i++) {
         if (res[i].failed) { fprintf(stderr, "spawn: worker %d failed\n", i); return 1; }
         spawns += res[i].spawns;
         bytes += res[i].bytes;
+        cpu_us += res[i].cpu_us;
+        child_us += res[i].child_us;
     }
-    printf("spawns=%ld seconds=%.3f rate=%.1f workers=%d mode=%s extra_fds=%d bytes_per_spawn=%ld\n",
-           spawns, elapsed, spawns / elapsed, workers, mode, extra_fds, spawns ? bytes / spawns : 0);
+    if (!strcmp(mode, "thread")) { /* one process: its own and its children's, all workers */
+        cpu_us = rusage_us(RUSAGE_SELF);
+        child_us = rusage_us(RUSAGE_CHILDREN);
+    }
+    printf("spawns=%ld seconds=%.3f rate=%.1f workers=%d mode=%s extra_fds=%d bytes_per_spawn=%ld "
+           "parent_us_per_spawn=%.1f child_us_per_spawn=%.1f\n",
+           spawns, elapsed, spawns / elapsed, workers, mode, extra_fds, spawns ? bytes / spawns : 0,
+           spawns ? (double)cpu_us / spawns : 0, spawns ? (double)child_us / spawns : 0);
     return 0;
 usage:
     fprintf(stderr, "usage: spawn [-w WORKERS] [-d SECONDS] [-m thread|process] [-f FDS] PROGRAM\n");

@@ -66,11 +66,6 @@ impl Default for Stats {
 }
 
 impl Stats {
-    /// Connections open now.
-    pub(crate) fn open_connections(&self) -> u64 {
-        self.open_connections.load(Ordering::Relaxed)
-    }
-
     /// A connection was accepted; the guard counts it open until dropped.
     pub(crate) fn open_connection(self: &std::sync::Arc<Self>) -> ConnectionGuard {
         self.accepted.fetch_add(1, Ordering::Relaxed);

@@ -37,6 +37,8 @@ const PREFIX: &str = "/cgi-bin/";
 struct Tree {
     _tmp: tempfile::TempDir,
     root: PathBuf,
+    /// `root` as a route holds it.
+    dir: script::CanonicalDir,
     outside: PathBuf,
 }
 
@@ -78,6 +80,7 @@ fn tree() -> &'static Tree {
         }
         Tree {
             _tmp: tmp,
+            dir: script::CanonicalDir::new(&root).expect("canonical root"),
             root,
             outside,
         }
@@ -97,12 +100,12 @@ fuzz_target!(|input: &[u8]| {
     check_resolved(
         tree,
         &below,
-        script::resolve_in_dir(&tree.root, PREFIX, &below, &interpreters),
+        script::resolve_in_dir(&tree.dir, PREFIX, &below, &interpreters),
     );
     // As the router hands it over: normalized, then the part below the prefix.
     let routed = normalize_path(&format!("{PREFIX}{below}"));
     if let Some(rest) = routed.strip_prefix(PREFIX) {
-        let result = script::resolve_in_dir(&tree.root, PREFIX, rest, &interpreters);
+        let result = script::resolve_in_dir(&tree.dir, PREFIX, rest, &interpreters);
         check_resolved(tree, rest, result);
     }
 });

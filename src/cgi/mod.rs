@@ -42,7 +42,7 @@ use env::Mount;
 use isolation::{LimitHit, Profile};
 use output::{Ended, Failure};
 use process::{Input, Launch, Pipes, Process, Registry};
-use script::{Refusal, Script};
+use script::{CanonicalDir, Refusal, Script};
 use spawner::Spawner;
 use spool::Spooled;
 
@@ -66,34 +66,30 @@ pub(crate) struct CgiShared {
     /// The spawn helpers and their supervisor, started with the server when a route needs
     /// one (a config check builds routes without them).
     pub helpers: OnceLock<Arc<helpers::Helpers>>,
-    /// The server's counters: `spawn = "auto"` counts the open connections.
+    /// The server's counters and metrics.
     pub stats: Arc<Stats>,
 }
 
-/// `spawn = "auto"` starts scripts from the helper once the server holds about this many
-/// descriptors. Below it the server's own spawn is cheaper (the helper's extra hop costs
-/// about 8-12 %); above it the server's descriptor table makes every spawn dearer (10 % at
-/// 1,000 descriptors, 70 % at 10,000 in bench/spawn.c, 3.2x end to end; docs/cgi.md).
-pub(crate) const AUTO_HELPER_DESCRIPTORS: u64 = 1000;
-
-/// Whether a script starts from the helper, given the mode, the connections open and the
-/// scripts running now. The server's descriptors are estimated, not counted (counting
-/// /proc/self/fd at every spawn would cost more than it saves): one per connection, three
-/// pipes per running script.
-pub(crate) fn use_helper(mode: SpawnMode, open_connections: u64, running_scripts: u64) -> bool {
+/// Whether a script of an unconfined route starts from the helper, given the mode and
+/// whether a helper is there to take it. `auto` takes the helper whenever it can: since each
+/// profile has a helper per CPU, the helper's hop costs less than a spawn from the server's
+/// many threads and big address space even with few connections open (bench (i): about
+/// 250-300 µs of server CPU per CGI request through the helper against 320-330 direct, and
+/// as many or more requests per second; docs/PERFORMANCE.md), and far less with many open
+/// (the kernel copies the descriptor table at each spawn). When no helper can take it (its
+/// supervisor is gone, or it is in its restart backoff), `auto` spawns from the server
+/// instead of failing the request.
+pub(crate) fn use_helper(mode: SpawnMode, helper_available: bool) -> bool {
     match mode {
         SpawnMode::Direct => false,
         SpawnMode::Helper => true,
-        SpawnMode::Auto => {
-            open_connections.saturating_add(running_scripts.saturating_mul(3))
-                >= AUTO_HELPER_DESCRIPTORS
-        }
+        SpawnMode::Auto => helper_available,
     }
 }
 
 enum Target {
-    /// `cgi_dir`: every executable below is a script (canonical folder).
-    Dir(PathBuf),
+    /// `cgi_dir`: every executable below is a script.
+    Dir(CanonicalDir),
     /// `cgi_script`: one program for the prefix.
     Fixed(PathBuf),
 }
@@ -128,10 +124,7 @@ impl CgiHandler {
         cfg: CgiConfig,
         shared: Arc<CgiShared>,
     ) -> std::io::Result<CgiHandler> {
-        let dir = dir.canonicalize()?;
-        if !dir.is_dir() {
-            return Err(std::io::Error::other("not a directory"));
-        }
+        let dir = CanonicalDir::new(dir)?;
         Ok(CgiHandler::new(Target::Dir(dir), cfg, shared))
     }
 
@@ -172,7 +165,7 @@ impl CgiHandler {
     /// What scripts of this route may be below: its folder, or its one program.
     pub(crate) fn roots(&self) -> Vec<PathBuf> {
         match &self.target {
-            Target::Dir(root) => vec![root.clone()],
+            Target::Dir(root) => vec![root.path().to_path_buf()],
             Target::Fixed(program) => {
                 vec![program.canonicalize().unwrap_or_else(|_| program.clone())]
             }
@@ -246,20 +239,20 @@ impl CgiHandler {
     ) -> Result<(Option<Arc<Spawner>>, bool, bool), HandlerError> {
         let helpers = self.shared.helpers.get();
         let Some(confinement) = &self.confinement else {
-            let helper = use_helper(
-                self.shared.spawn,
-                self.shared.stats.open_connections(),
-                self.shared.registry.len() as u64,
-            );
-            if !helper {
+            if !use_helper(self.shared.spawn, helpers.is_some()) {
                 return Ok((None, false, false));
             }
             let helpers = helpers.ok_or(GatewayError::NoHelper)?;
-            let helper = helpers
-                .row(0)
-                .await
-                .map_err(GatewayError::HelperUnavailable)?;
-            return Ok((Some(helper), false, false));
+            return match helpers.row(0).await {
+                Ok(helper) => Ok((Some(helper), false, false)),
+                Err(e) if use_helper(self.shared.spawn, false) => {
+                    Err(GatewayError::HelperUnavailable(e).into())
+                }
+                Err(e) => {
+                    debug!("no spawn helper ({e}); spawning from the server");
+                    Ok((None, false, false))
+                }
+            };
         };
         let helpers = helpers.ok_or(GatewayError::NoHelper)?;
         let profile = &confinement.profile;
@@ -382,7 +375,7 @@ impl CgiHandler {
         content_length: Option<u64>,
     ) -> Vec<(String, Vec<u8>)> {
         let document_root = match &self.target {
-            Target::Dir(root) => root.to_string_lossy(),
+            Target::Dir(root) => root.path().to_string_lossy(),
             Target::Fixed(_) => script.dir.to_string_lossy(),
         };
         let filename = script.script_filename.to_string_lossy();
@@ -742,16 +735,11 @@ mod tests {
     }
 
     #[test]
-    fn auto_moves_to_the_helper_at_the_threshold() {
-        let at = AUTO_HELPER_DESCRIPTORS;
-        assert!(!use_helper(SpawnMode::Auto, 0, 0));
-        assert!(!use_helper(SpawnMode::Auto, at - 1, 0));
-        assert!(use_helper(SpawnMode::Auto, at, 0));
-        // 500 uploads, each feeding a script: 500 sockets and 1,500 pipes.
-        assert!(use_helper(SpawnMode::Auto, 500, 500));
-        assert!(!use_helper(SpawnMode::Auto, 8, 8));
-        assert!(use_helper(SpawnMode::Auto, u64::MAX, u64::MAX));
-        assert!(use_helper(SpawnMode::Helper, 0, 0));
-        assert!(!use_helper(SpawnMode::Direct, at * 10, at));
+    fn auto_takes_the_helper_when_there_is_one() {
+        assert!(use_helper(SpawnMode::Auto, true));
+        assert!(!use_helper(SpawnMode::Auto, false));
+        // `helper` insists (a missing helper is a 500), `direct` never asks.
+        assert!(use_helper(SpawnMode::Helper, false));
+        assert!(!use_helper(SpawnMode::Direct, true));
     }
 }

@@ -100,6 +100,7 @@ impl Registry {
     }
 
     /// How many scripts are running.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.groups
             .lock()

@@ -59,16 +59,39 @@ impl Refusal {
     }
 }
 
+/// A `cgi_dir` folder, made canonical once when the route is built (start-up, reload): the
+/// walk starts here and a followed symlink must stay below it. Resolving it again for every
+/// request would cost a `readlink` per path component and change nothing, since a canonical
+/// path holds no links to swap.
+#[derive(Debug, Clone)]
+pub struct CanonicalDir(PathBuf);
+
+impl CanonicalDir {
+    /// `dir` made canonical; it must be a folder.
+    pub fn new(dir: &Path) -> io::Result<CanonicalDir> {
+        let dir = dir.canonicalize()?;
+        if !dir.is_dir() {
+            return Err(io::Error::other("not a directory"));
+        }
+        Ok(CanonicalDir(dir))
+    }
+
+    /// The canonical path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 /// Interpreters by extension, e.g. `(".py", "python3")`. A bare program name is looked up in
 /// PATH by the OS at exec time.
 pub type Interpreters = [(String, PathBuf)];
 
 /// Resolve a `cgi_dir` route.
 ///
-/// `root` is the configured folder (may be relative to the cwd), `prefix` the route prefix
-/// (e.g. "/cgi-bin/"), `below` the request path below the prefix, still percent-encoded.
+/// `root` is the route's folder, `prefix` the route prefix (e.g. "/cgi-bin/"), `below` the
+/// request path below the prefix, still percent-encoded.
 pub fn resolve_in_dir(
-    root: &Path,
+    root: &CanonicalDir,
     prefix: &str,
     below: &str,
     interpreters: &Interpreters,
@@ -77,14 +100,14 @@ pub fn resolve_in_dir(
     let decoded = percent_decode(below).ok_or(Refusal::NotFound)?;
     // The router removed dot-segments before decoding; a "%2e%2e" only appears now.
     refuse_dot_dot(&decoded)?;
-    let root = root.canonicalize().map_err(|e| io_refusal(&e))?;
-    let found = walk(&root, &decoded)?;
+    let root = root.path();
+    let found = walk(root, &decoded)?;
     let name = found.segments.last().copied().unwrap_or_default();
     let (program, args) = program_for(&found.path, name, &found.meta, interpreters)?;
     let dir = found
         .path
         .parent()
-        .map_or_else(|| root.clone(), Path::to_path_buf);
+        .map_or_else(|| root.to_path_buf(), Path::to_path_buf);
     Ok(Script {
         program,
         args,
@@ -300,6 +323,11 @@ mod tests {
             }
         }
 
+        /// The root as a route holds it.
+        fn dir(&self) -> CanonicalDir {
+            CanonicalDir::new(&self.root).unwrap()
+        }
+
         /// Create `rel` below the root (parents too) with `mode`.
         fn file(&self, rel: &str, mode: u32) -> PathBuf {
             write_file(&self.root.join(rel), mode)
@@ -307,7 +335,7 @@ mod tests {
 
         fn resolve(&self, below: &str) -> Result<Script, Refusal> {
             crate::fuzz_seeds::save("path_mapping", below.as_bytes());
-            resolve_in_dir(&self.root, "/cgi-bin/", below, &interpreters())
+            resolve_in_dir(&self.dir(), "/cgi-bin/", below, &interpreters())
         }
     }
 
@@ -398,7 +426,7 @@ mod tests {
     fn prefix_without_trailing_slash() {
         let f = Fixture::new();
         f.file("sub/run", 0o755);
-        let s = resolve_in_dir(&f.root, "/cgi", "/sub/run/z", &interpreters()).unwrap();
+        let s = resolve_in_dir(&f.dir(), "/cgi", "/sub/run/z", &interpreters()).unwrap();
         assert_eq!(s.script_name, "/cgi/sub/run");
         assert_eq!(s.path_info, "/z");
     }
@@ -460,10 +488,19 @@ mod tests {
         for below in ["nope", "sub/nope", "nope/x/y"] {
             assert_eq!(f.resolve(below), Err(Refusal::NotFound), "{below}");
         }
+        // The folder removed after the route was built.
         let gone = f.root.join("gone");
+        write_file(&gone.join("run"), 0o755);
+        let dir = CanonicalDir::new(&gone).unwrap();
+        fs::remove_dir_all(&gone).unwrap();
         assert_eq!(
-            resolve_in_dir(&gone, "/cgi-bin/", "run", &interpreters()),
+            resolve_in_dir(&dir, "/cgi-bin/", "run", &interpreters()),
             Err(Refusal::NotFound)
+        );
+        assert!(CanonicalDir::new(&gone).is_err());
+        assert!(
+            CanonicalDir::new(&f.file("plain", 0o644)).is_err(),
+            "a file is no folder"
         );
     }
 
@@ -542,7 +579,13 @@ mod tests {
         let path = f.file("hello", 0o755);
         let alias = f.outside.join("cgi-alias");
         symlink(&f.root, &alias).unwrap();
-        let s = resolve_in_dir(&alias, "/cgi-bin/", "hello", &interpreters()).unwrap();
+        let s = resolve_in_dir(
+            &CanonicalDir::new(&alias).unwrap(),
+            "/cgi-bin/",
+            "hello",
+            &interpreters(),
+        )
+        .unwrap();
         assert_eq!(s.script_filename, path);
     }
 

@@ -10,7 +10,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
@@ -186,13 +186,17 @@ fn make_pipes(input: Input) -> std::io::Result<(ChildEnds, Pipes)> {
         Input::File(file) => (Some(OwnedFd::from(file)), None),
         Input::Pipe => {
             let (in_r, in_w) = pipe2(OFlag::O_CLOEXEC)?;
-            (Some(in_r), Some(pipe::Sender::from_owned_fd(in_w)?))
+            let in_w = nonblocking(in_w)?;
+            (
+                Some(in_r),
+                Some(pipe::Sender::from_owned_fd_unchecked(in_w)?),
+            )
         }
     };
     let pipes = Pipes {
         stdin: sender,
-        stdout: pipe::Receiver::from_owned_fd(out_r)?,
-        stderr: pipe::Receiver::from_owned_fd(err_r)?,
+        stdout: pipe::Receiver::from_owned_fd_unchecked(nonblocking(out_r)?)?,
+        stderr: pipe::Receiver::from_owned_fd_unchecked(nonblocking(err_r)?)?,
     };
     let ends = ChildEnds {
         stdin,
@@ -200,6 +204,17 @@ fn make_pipes(input: Input) -> std::io::Result<(ChildEnds, Pipes)> {
         stderr: err_w,
     };
     Ok((ends, pipes))
+}
+
+/// Our end of a pipe just made, non-blocking (the script's end stays blocking: O_NONBLOCK
+/// belongs to each end's open file description). One `fcntl` where tokio's checked
+/// `from_owned_fd` makes an `fstat` and two: we know it is a pipe and which end.
+fn nonblocking(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+    )?;
+    Ok(fd)
 }
 
 /// How a script is to be started and stopped.

@@ -213,11 +213,21 @@ pub(crate) fn reply(sock: BorrowedFd<'_>, reply: &Reply) -> Result<(), End> {
 }
 
 /// The binary to re-execute. `/proc/self/exe` first: it still works after the file was
-/// replaced or deleted on disk (an upgrade while running); `current_exe` otherwise.
+/// replaced or deleted on disk (an upgrade while running); `current_exe` otherwise, and also
+/// when the two are different files: under valgrind `/proc/self/exe` is valgrind's tool while
+/// the path it reports (`current_exe` reads the link through valgrind) is the program, so
+/// `bench/callgrind.sh` can profile CGI routes with their helpers.
 pub(crate) fn helper_exe() -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
     let proc_exe = Path::new("/proc/self/exe");
-    if proc_exe.exists() {
-        return proc_exe.to_path_buf();
+    let current = std::env::current_exe().ok();
+    let same_file = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        // The named file is gone (replaced on disk): only /proc/self/exe still reaches it.
+        _ => true,
+    };
+    match current {
+        Some(current) if !proc_exe.exists() || !same_file(proc_exe, &current) => current,
+        _ => proc_exe.to_path_buf(),
     }
-    std::env::current_exe().unwrap_or_else(|_| proc_exe.to_path_buf())
 }

@@ -332,7 +332,27 @@ fn strip_port(host: &str) -> &str {
 /// An IP as scripts expect it: IPv6 without brackets, an IPv4-mapped IPv6 address (what a
 /// dual-stack socket reports for an IPv4 client) as plain IPv4.
 fn ip_text(ip: IpAddr) -> String {
-    ip.to_canonical().to_string()
+    match ip.to_canonical() {
+        // By hand: `Display` goes through the formatter (padding support, a `write_str` per
+        // piece), about 1,600 instructions per address; two per CGI request and plugin call.
+        IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+            out
+        }
+        v6 => v6.to_string(),
+    }
 }
 
 /// `document_root` joined with `path_info` by exactly one `/`.
@@ -533,6 +553,23 @@ pub(crate) fn server_vars(req: &Request) -> Option<Vec<(String, Vec<u8>)>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ip_text_writes_what_display_writes() {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        for a in [0u8, 1, 9, 10, 99, 100, 127, 199, 200, 255] {
+            for b in [0u8, 7, 42, 255] {
+                let v4 = Ipv4Addr::new(a, b, a.wrapping_add(b), 255 - a);
+                assert_eq!(super::ip_text(IpAddr::V4(v4)), v4.to_string());
+                assert_eq!(
+                    super::ip_text(IpAddr::V6(v4.to_ipv6_mapped())),
+                    v4.to_string()
+                );
+            }
+        }
+        let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        assert_eq!(super::ip_text(IpAddr::V6(v6)), "2001:db8::1");
+    }
+
     use super::*;
     use std::collections::HashMap;
     use std::net::{Ipv4Addr, Ipv6Addr};

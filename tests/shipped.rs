@@ -70,6 +70,11 @@ fn the_example_scripts_work_under_the_shipped_config() {
     assert_eq!(streamed.framing, Framing::Chunked);
     assert_eq!(buffered.body, streamed.body);
     assert_eq!(streamed.chunks.len(), 5, "one chunk per line, 200 ms apart");
+    // The README's `?count=2`; anything else keeps the five lines.
+    c.send(&get("/streamed/ticker?count=2"));
+    assert_eq!(c.response().text(), "tick 1\ntick 2\n");
+    c.send(&get("/buffered/ticker?count=x;rm"));
+    assert_eq!(c.response().text().lines().count(), 5);
     c.send(&get("/static/"));
     assert!(c.response().text().contains("cgigate"));
     // On the same connection, so every exchange before it has been recorded.

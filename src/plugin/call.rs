@@ -49,11 +49,14 @@ pub(crate) struct CallContext {
 }
 
 impl CallContext {
-    /// Context for one call: `vars` are the request's server variables (sorted by name).
+    /// Context for one call: `vars` are the request's server variables (sorted by name);
+    /// `body_present`: whether the request has a body at all (without one, `read_body`
+    /// answers end of body on the plugin's thread, with no round trip to the async side).
     pub(crate) fn new(
         tx: mpsc::Sender<PluginCmd>,
         vars: Vec<(String, Vec<u8>)>,
         connection: Connection,
+        body_present: bool,
     ) -> CallContext {
         // ISAPI's ALL_HTTP: every HTTP_* variable as "HTTP_NAME:value\n".
         let mut all_http = Vec::new();
@@ -70,7 +73,7 @@ impl CallContext {
             connection,
             head_sent: false,
             pending: Bytes::new(),
-            body_done: false,
+            body_done: !body_present,
         }
     }
 

@@ -54,7 +54,7 @@ impl PluginHandler {
             return res.plain(status::NOT_FOUND, "Not Found").await;
         };
         let (tx, mut rx) = mpsc::channel(CMD_QUEUE);
-        let ctx = CallContext::new(tx, vars, res.connection());
+        let ctx = CallContext::new(tx, vars, res.connection(), req.body.is_present());
         let plugin = self.plugin.clone();
         let done = tokio::task::spawn_blocking(move || call::run(&plugin, ctx));
         // Until the plugin returns (its context, holding the sender, is dropped then).

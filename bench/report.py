@@ -273,8 +273,8 @@ def main():
           "small in-process answers are measured beside it: the `echo` built-in on GET (it "
           "describes the request back, ~150 bytes), a 6-byte static file, and the C example "
           "plugin (`hello\\n`, run on a worker thread). The static files are also served by "
-          "nginx from its own `root` (its `sendfile on` and `open_file_cache` stock: sendfile "
-          "on, no cache), a 6-byte and a 1 MiB file; the ratio column of those rows is still "
+          "nginx from its own `root` (`sendfile on` as in Debian's stock nginx.conf, no "
+          "`open_file_cache`), a 6-byte and a 1 MiB file; the ratio column of those rows is still "
           "against `return 200`, their targets below against nginx's own static rows.")
         w("")
         w(rate_table(res, "e", ["c8", "c32"],

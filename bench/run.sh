@@ -343,6 +343,8 @@ events {
 }
 http {
     access_log off;
+    # As in Debian's stock nginx.conf (nginx's own default is off): (e)'s static rows.
+    sendfile on;
     keepalive_timeout 300;
     keepalive_requests 1000;
     # cgigate keeps request bodies in memory up to 1 MiB; so does nginx here (stock 16k

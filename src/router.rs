@@ -23,6 +23,10 @@ pub(crate) struct RouteEntry {
     pub output: OutputConfig,
     /// Its series in the metrics, resolved once here rather than looked up per request.
     pub metrics: Arc<RouteMetrics>,
+    /// The paths below the prefix it answers (`/` before them ignored); empty: all of them.
+    /// A path it does not own goes on to the shorter prefixes, and to the 404 of no route,
+    /// counted as unrouted (the landing page at `/` owns only itself and `index.html`).
+    pub only: &'static [&'static str],
 }
 
 /// The result of routing one path.
@@ -55,6 +59,7 @@ impl Router {
                 handler: Arc::new(NotFound),
                 output: default_output,
                 metrics: unrouted,
+                only: &[],
             }),
         }
     }
@@ -63,7 +68,7 @@ impl Router {
     pub(crate) fn route(&self, raw_path: &str) -> RouteMatch {
         let path = crate::http::path::normalize(raw_path);
         for entry in &self.routes {
-            if matches_prefix(&path, &entry.prefix) {
+            if matches_prefix(&path, &entry.prefix) && owns(entry, &path) {
                 return RouteMatch {
                     entry: entry.clone(),
                     path,
@@ -80,6 +85,7 @@ impl Router {
                         handler: Arc::new(RedirectToPrefix),
                         output: entry.output,
                         metrics: entry.metrics.clone(),
+                        only: &[],
                     }),
                     path,
                 };
@@ -110,10 +116,33 @@ impl Dispatcher {
     }
 }
 
+/// Whether `entry` answers `path`, which matches its prefix.
+fn owns(entry: &RouteEntry, path: &str) -> bool {
+    if entry.only.is_empty() {
+        return true;
+    }
+    let below = path.get(entry.prefix.len()..).unwrap_or("");
+    entry.only.contains(&below.trim_start_matches('/'))
+}
+
 fn matches_prefix(path: &str, prefix: &str) -> bool {
     match path.strip_prefix(prefix) {
         Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
         None => false,
+    }
+}
+
+#[cfg(test)]
+impl RouteEntry {
+    /// A copy with another prefix (and the same handler).
+    fn clone_for_test(&self, prefix: &str) -> RouteEntry {
+        RouteEntry {
+            prefix: Arc::from(prefix),
+            handler: self.handler.clone(),
+            output: self.output,
+            metrics: self.metrics.clone(),
+            only: self.only,
+        }
     }
 }
 
@@ -137,6 +166,7 @@ mod tests {
                     handler: Arc::new(NotFound),
                     output,
                     metrics: Arc::new(RouteMetrics::new(p)),
+                    only: &[],
                 })
                 .collect(),
             output,
@@ -153,6 +183,24 @@ mod tests {
         assert_eq!(&*r.route("/status/x").entry.prefix, "/status");
         assert_eq!(&*r.route("/statusx").entry.prefix, "/");
         assert_eq!(&*r.route("/cgi-bin/../status").entry.prefix, "/status");
+    }
+
+    #[test]
+    fn a_route_that_owns_only_some_paths_lets_the_others_fall_through() {
+        // "/(page)" stands for a landing page at "/": it owns "/" and "/index.html" only.
+        let mut r = router(&["/cgi-bin/"]);
+        r.routes.push(Arc::new(RouteEntry {
+            only: &["", "index.html"],
+            ..(*r.not_found).clone_for_test("/")
+        }));
+        assert_eq!(&*r.route("/").entry.prefix, "/");
+        assert!(!Arc::ptr_eq(&r.route("/").entry, &r.not_found));
+        assert!(!Arc::ptr_eq(&r.route("/index.html").entry, &r.not_found));
+        assert!(!Arc::ptr_eq(&r.route("//index.html").entry, &r.not_found));
+        for other in ["/x", "/index.htm", "/a/index.html", "/favicon.ico"] {
+            assert!(Arc::ptr_eq(&r.route(other).entry, &r.not_found), "{other}");
+        }
+        assert_eq!(&*r.route("/cgi-bin/x").entry.prefix, "/cgi-bin/");
     }
 
     #[test]

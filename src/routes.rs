@@ -166,6 +166,7 @@ pub(crate) fn build(
             handler,
             output: route.output,
             metrics: stats.metrics.route(&route.prefix),
+            only: owned_paths(&route.kind),
         });
     }
     for m in mounted {
@@ -175,6 +176,7 @@ pub(crate) fn build(
             handler: m.handler,
             output: m.output.unwrap_or(config.output),
             metrics: stats.metrics.route(&m.prefix),
+            only: &[],
         });
     }
     let unrouted = stats.metrics.unrouted().clone();
@@ -353,6 +355,16 @@ fn route_handler(
             return Err(fail("a CGI route built as another kind".to_string()))
         }
     })
+}
+
+/// The paths below its prefix a route answers (empty: all). The landing page is usually at
+/// `/`, which every path matches: it owns only itself, and other paths get the 404 (and the
+/// metrics series) of a path no route matches.
+fn owned_paths(kind: &RouteKind) -> &'static [&'static str] {
+    match kind {
+        RouteKind::Handler(name) if name == "welcome" => crate::handlers::WELCOME_PATHS,
+        _ => &[],
+    }
 }
 
 /// Every route as the landing page lists it (`handler = "welcome"`): the config's, then the

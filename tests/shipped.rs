@@ -77,24 +77,36 @@ fn the_example_scripts_work_under_the_shipped_config() {
     assert_eq!(c.response().text().lines().count(), 5);
     c.send(&get("/static/"));
     assert!(c.response().text().contains("cgigate"));
+    // The landing page at "/" owns only itself: another path is the 404 of no route.
+    c.send(&get("/no-such-page"));
+    assert_eq!(c.response().status, 404);
     // On the same connection, so every exchange before it has been recorded.
     c.send(&get("/metrics"));
     let metrics = c.response();
     assert_eq!(metrics.status, 200);
     let expo = openmetrics_parser::prometheus::parse_prometheus(&metrics.text())
         .unwrap_or_else(|e| panic!("{e:?}: {}", metrics.text()));
-    let cgi: f64 = expo.families["cgigate_requests_total"]
-        .iter_samples()
-        .filter(|s| {
-            s.get_labelset()
-                .is_ok_and(|l| l.get_label_value("route") == Some("/cgi-bin/"))
-        })
-        .map(|s| match &s.value {
-            openmetrics_parser::PrometheusValue::Counter(c) => c.value.as_f64(),
-            other => panic!("a counter: {other:?}"),
-        })
-        .sum();
-    assert_eq!(cgi, 4.0, "{}", metrics.text());
+    let requests = |route: &str| -> f64 {
+        expo.families["cgigate_requests_total"]
+            .iter_samples()
+            .filter(|s| {
+                s.get_labelset()
+                    .is_ok_and(|l| l.get_label_value("route") == Some(route))
+            })
+            .map(|s| match &s.value {
+                openmetrics_parser::PrometheusValue::Counter(c) => c.value.as_f64(),
+                other => panic!("a counter: {other:?}"),
+            })
+            .sum()
+    };
+    assert_eq!(requests("/cgi-bin/"), 4.0, "{}", metrics.text());
+    assert_eq!(requests("(none)"), 1.0, "{}", metrics.text());
+    assert_eq!(
+        requests("/"),
+        0.0,
+        "the page was not asked for: {}",
+        metrics.text()
+    );
 }
 
 #[test]

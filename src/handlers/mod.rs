@@ -15,7 +15,7 @@ pub(crate) use metrics::MetricsPage;
 pub(crate) use static_dir::StaticDir;
 pub(crate) use status::Status;
 pub(crate) use ticker::Ticker;
-pub(crate) use welcome::{Listing, Welcome};
+pub(crate) use welcome::{Listing, Welcome, WELCOME_PATHS};
 
 use std::sync::Arc;
 

@@ -102,6 +102,9 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
+/// The paths below its prefix the landing page answers.
+pub(crate) const WELCOME_PATHS: &[&str] = &["", "index.html"];
+
 impl Handler for Welcome {
     fn call<'a>(
         &'a self,
@@ -109,10 +112,9 @@ impl Handler for Welcome {
         res: &'a mut Response,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
-            // The route is usually at "/", which every path matches: only the page itself
-            // is ours, the rest gets the 404 the router gives a path no route matches.
+            // The router sends only these (routes.rs); a local redirect could still ask.
             let below = req.path_below_prefix().trim_start_matches('/');
-            if !matches!(below, "" | "index.html") {
+            if !WELCOME_PATHS.contains(&below) {
                 return res.plain(status::NOT_FOUND, "Not Found").await;
             }
             let method = req.head.method_str();

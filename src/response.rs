@@ -12,6 +12,7 @@ use crate::http::channel::Channel;
 use crate::http::cmd_queue::Cmd;
 use crate::http::framer::Head;
 pub use crate::http::framer::Mode;
+use crate::http::outbuf::FileRange;
 use crate::http::status;
 use crate::http::syntax::{is_field_value, is_hop_by_hop, is_token};
 
@@ -202,6 +203,18 @@ impl Response {
             return Ok(());
         }
         self.send(Cmd::Data(data)).await
+    }
+
+    /// Write a range of an open file as a piece of the body. On a plain TCP connection it
+    /// goes from the file to the socket with sendfile(2), without passing through memory; the
+    /// bytes sent are the file's when they go, so a file that shrinks by then closes the
+    /// connection (the body is never completed short).
+    pub(crate) async fn write_file(&mut self, range: FileRange) -> Result<(), HandlerError> {
+        self.send_head().await?;
+        if range.len == 0 {
+            return Ok(());
+        }
+        self.send(Cmd::File(range)).await
     }
 
     /// Deliver everything written so far now (stream and auto; a no-op in buffer mode).

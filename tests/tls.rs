@@ -607,3 +607,44 @@ fn sighup_loads_a_new_certificate_and_rotated_ticket_keys_and_sessions_survive_i
     }
     srv.terminate();
 }
+
+#[test]
+fn a_big_static_file_goes_whole_over_tls() {
+    // TLS cannot use sendfile: the file range is read into memory a piece at a time.
+    let big: Vec<u8> = (0..(2 * 1024 * 1024 + 5))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let config = r#"
+[server]
+listen = ["127.0.0.1:0"]
+[log]
+access = "off"
+[tls]
+listen = ["127.0.0.1:0"]
+cert = "cert.pem"
+key = "key.pem"
+[[route]]
+prefix = "/static/"
+static_dir = "static"
+"#;
+    let mut cert = None;
+    let srv = Server::start_with(config, |dir| {
+        cert = Some(write_cert(dir));
+        std::fs::create_dir_all(dir.join("static")).unwrap();
+        std::fs::write(dir.join("static/big.bin"), &big).unwrap();
+    });
+    let cfg = client_config(&cert.unwrap(), true);
+    let conn = ClientConnection::new(cfg, ServerName::try_from("localhost").unwrap()).unwrap();
+    let sock = connect(srv.https_addr.as_deref().unwrap());
+    let mut c = Client::over(
+        sock.try_clone().unwrap(),
+        Box::new(StreamOwned::new(conn, sock)),
+    );
+    c.send(b"GET /static/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\nGET /static/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    for _ in 0..2 {
+        let r = c.response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-length"), Some(&*big.len().to_string()));
+        assert!(r.body == big, "the body is the file");
+    }
+}

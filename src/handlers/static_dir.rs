@@ -2,25 +2,43 @@
 //! Content-Length, Last-Modified with If-Modified-Since → 304 (RFC 9110 §13.1.3). Nothing
 //! outside the folder is ever served: `%2F` or NUL in a name → 404, symlinks that leave the
 //! folder → 403, a folder without index.html → 403.
+//!
+//! Every file system call is made on the runtime's own thread, as nginx makes them on its
+//! event loop: for a page-cached file an `open`, an `fstat` or a `pread` takes microseconds,
+//! less than the two thread wake-ups of a hop to the blocking pool (three hops per request
+//! cost more than the rest of the request together). A folder on slow storage (a network
+//! file system) stalls the worker that waits for it; docs/config.md says so. Resolved paths
+//! and their open files are kept in [`OpenFiles`] (its validity rule is in `open_files`).
+//! Small files are read whole and sent with the head in one write; larger ones go as a file
+//! range, which a plain TCP connection sends with sendfile(2).
 
+mod open_files;
+
+use std::fs::File;
 use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
+use bytes::{Bytes, BytesMut};
 
 use crate::handler::{BoxFuture, Handler, HandlerError, Request};
+use crate::http::outbuf::FileRange;
 use crate::http::path::percent_decode;
 use crate::http::status;
 use crate::response::Response;
 
-/// File reads are this big (bytes).
-const READ_SIZE: usize = 64 * 1024;
+use open_files::{OpenFile, OpenFiles};
+
+/// Files up to this size are read into memory and go out with the head in one write; larger
+/// ones are sent as a file range (bytes).
+const READ_WHOLE_MAX: u64 = 64 * 1024;
 
 /// Serves one folder.
 pub(crate) struct StaticDir {
     root: PathBuf,
+    open_files: OpenFiles,
 }
 
 impl StaticDir {
@@ -33,7 +51,10 @@ impl StaticDir {
                 "not a directory",
             ));
         }
-        Ok(StaticDir { root })
+        Ok(StaticDir {
+            root,
+            open_files: OpenFiles::new(open_files::VALID, open_files::MAX_ENTRIES),
+        })
     }
 }
 
@@ -65,9 +86,8 @@ impl StaticDir {
                 .plain(status::METHOD_NOT_ALLOWED, "Method Not Allowed")
                 .await;
         }
-        let below = req.path_below_prefix().to_string();
-        let path = match self.resolve(&below) {
-            Ok(p) => p,
+        let opened = match self.open(req.path_below_prefix(), Instant::now()) {
+            Ok(opened) => opened,
             Err(Refusal::NotFound) => return res.plain(status::NOT_FOUND, "Not Found").await,
             Err(Refusal::Forbidden) => return res.plain(status::FORBIDDEN, "Forbidden").await,
             Err(Refusal::AddSlash) => {
@@ -77,25 +97,18 @@ impl StaticDir {
                     .await;
             }
         };
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                return res.plain(status::FORBIDDEN, "Forbidden").await
-            }
-            Err(_) => return res.plain(status::NOT_FOUND, "Not Found").await,
-        };
-        let meta = file.metadata().await?;
+        // The open file's own length and time, for every request, cached or not: a file
+        // changed in place is seen at once (open_files: the validity rule).
+        let meta = opened.file.metadata()?;
         let modified = meta.modified().ok().map(whole_seconds);
         if let (Some(mtime), Some(since)) = (modified, if_modified_since(req)) {
             if mtime <= since {
                 res.status(status::NOT_MODIFIED);
-                if let Some(m) = modified {
-                    res.set_header("Last-Modified", crate::http::date::http_date(m));
-                }
+                res.set_header("Last-Modified", crate::http::date::http_date(mtime));
                 return Ok(());
             }
         }
-        res.set_header("Content-Type", content_type(&path));
+        res.set_header("Content-Type", opened.content_type);
         if let Some(m) = modified {
             res.set_header("Last-Modified", crate::http::date::http_date(m));
         }
@@ -104,18 +117,38 @@ impl StaticDir {
         if req.head.is_head() {
             return Ok(());
         }
-        let mut left = len;
-        while left > 0 {
-            let mut buf = BytesMut::with_capacity(READ_SIZE.min(left as usize));
-            let n = file.read_buf(&mut buf).await?;
-            if n == 0 {
-                // The file shrank while we sent it; the connection closes (SPEC §4).
-                return Err(HandlerError::Other("file shrank while being sent".into()));
-            }
-            left = left.saturating_sub(n as u64);
-            res.write(buf.freeze()).await?;
+        if len <= READ_WHOLE_MAX {
+            // Read before the head goes: a file that shrank since its fstat is a 500, not a
+            // short body.
+            let body = read_whole(&opened.file, len)?;
+            return res.write(body).await;
         }
-        Ok(())
+        let range = FileRange {
+            file: opened.file,
+            offset: 0,
+            len,
+        };
+        res.write_file(range).await
+    }
+
+    /// The open file for a path below the prefix: from the cache while it is valid, else
+    /// resolved, checked and opened (and then cached).
+    fn open(&self, below: &str, now: Instant) -> Result<OpenFile, Refusal> {
+        if let Some(opened) = self.open_files.get(below, now) {
+            return Ok(opened);
+        }
+        let path = self.resolve(below)?;
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(Refusal::Forbidden),
+            Err(_) => return Err(Refusal::NotFound),
+        };
+        let opened = OpenFile {
+            file: Arc::new(file),
+            content_type: content_type(&path),
+        };
+        self.open_files.insert(below, opened.clone(), now);
+        Ok(opened)
     }
 
     /// Map the (normalized, percent-encoded) path below the prefix to a file inside the root.
@@ -154,6 +187,21 @@ impl StaticDir {
             Err(Refusal::Forbidden)
         }
     }
+}
+
+/// The first `len` bytes of `file`; an error if it has fewer now.
+fn read_whole(file: &File, len: u64) -> Result<Bytes, HandlerError> {
+    let len = usize::try_from(len).map_err(|_| HandlerError::Other("file too large".into()))?;
+    let mut buf = BytesMut::zeroed(len);
+    let mut at = 0;
+    while let Some(rest) = buf.get_mut(at..).filter(|rest| !rest.is_empty()) {
+        let n = file.read_at(rest, at as u64)?;
+        if n == 0 {
+            return Err(HandlerError::Other("file shrank while being read".into()));
+        }
+        at += n;
+    }
+    Ok(buf.freeze())
 }
 
 fn whole_seconds(t: SystemTime) -> SystemTime {

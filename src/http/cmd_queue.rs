@@ -14,6 +14,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 
 use super::framer::Head;
+use super::outbuf::FileRange;
 
 /// What the handler side tells the connection.
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub(crate) enum Cmd {
     Head(Head),
     /// A piece of body.
     Data(Bytes),
+    /// A piece of body that is a range of a file (sent with sendfile(2) where it can be).
+    File(FileRange),
     /// Deliver what is held now (stream and auto modes).
     Flush,
     /// The handler finished; the body is complete.

@@ -15,7 +15,7 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant, Sleep};
 use tracing::{debug, info_span, Instrument};
@@ -28,7 +28,10 @@ use super::head::{self, BodyFraming, HeadError, Limits, RequestHead, Version};
 use super::outbuf::{OutQueue, MAX_SLICES};
 use super::service::{ConnInfo, Record, Requested, Service};
 use super::status;
+use super::transport::Transport;
 
+/// Bytes of a file range read into memory at a time for a transport without sendfile (TLS).
+const FILE_READ: usize = 64 * 1024;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 /// A read buffer with less room than this is grown by [`READ_CHUNK`] before reading (bytes).
@@ -82,7 +85,7 @@ pub(crate) async fn serve<R, W, S>(
     id: u64,
 ) where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
+    W: Transport,
     S: Service,
 {
     let span = info_span!("conn", id, peer = %info.peer);
@@ -124,7 +127,7 @@ enum NoHead {
 impl<R, W, S> Conn<R, W, S>
 where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
+    W: Transport,
     S: Service,
 {
     async fn run(mut self) {
@@ -530,6 +533,10 @@ where
                 self.out.advance(n);
                 ex.on_written(&self.out, Instant::now().into_std());
             }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                // A file being sent shrank: the body cannot be completed (SPEC §4).
+                ex.on_write_failed("file shrank while being sent")
+            }
             _ => ex.on_write_failed("write failed"),
         }
     }
@@ -648,11 +655,19 @@ async fn read_lean<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::
     .await
 }
 
-/// One vectored write of what is queued. The slice array lives on the stack for one poll
-/// only: kept across the wait it would put 1 KiB into every exchange's future, which is
-/// copied into its box once per request.
-async fn write_out<W: AsyncWrite + Unpin>(w: &mut W, out: &mut OutQueue) -> std::io::Result<usize> {
+/// One vectored write of what is queued, or one sendfile of the file range at its front.
+/// The slice array lives on the stack for one poll only: kept across the wait it would put
+/// 1 KiB into every exchange's future, which is copied into its box once per request.
+async fn write_out<W: Transport>(w: &mut W, out: &mut OutQueue) -> std::io::Result<usize> {
     std::future::poll_fn(|cx| {
+        if let Some(range) = out.front_file() {
+            if w.can_sendfile() {
+                return w.poll_sendfile(cx, range);
+            }
+            // Read synchronously, like the static handler's own reads: a page-cached file
+            // answers in microseconds (docs/config.md, static_dir).
+            out.fill_front(FILE_READ)?;
+        }
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let n = out.slices(&mut slices);
         Pin::new(&mut *w).poll_write_vectored(cx, slices.get(..n).unwrap_or_default())

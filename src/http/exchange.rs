@@ -21,7 +21,7 @@ use super::cmd_queue::Cmd;
 use super::decode::{Decoder, Step};
 use super::framer::{Framer, OutputLimits, Sink};
 use super::head::Version;
-use super::outbuf::OutQueue;
+use super::outbuf::{OutQueue, Piece};
 use super::status;
 
 /// Output bytes queued for a slow client before the handler waits (bytes).
@@ -169,7 +169,7 @@ impl Exchange {
 
     /// A command from the handler (`None`: its response writer is gone without an end).
     pub(crate) fn on_cmd(&mut self, cmd: Option<Cmd>, out: &mut OutQueue, now: Instant) {
-        let answers = !matches!(cmd, Some(Cmd::Data(_) | Cmd::Flush));
+        let answers = !matches!(cmd, Some(Cmd::Data(_) | Cmd::File(_) | Cmd::Flush));
         if answers && matches!(self.reading, Reading::Continue(..)) {
             // RFC 9110 §10.1.1: answered without a 100 while the body is incomplete, the
             // client may or may not send the rest now; the connection cannot be reused.
@@ -192,6 +192,7 @@ impl Exchange {
                 self.framer.head(head, &mut sink, now);
             }
             Some(Cmd::Data(data)) => self.framer.data(data, &mut sink, now),
+            Some(Cmd::File(range)) => self.framer.data(Piece::File(range), &mut sink, now),
             Some(Cmd::Flush) => self.framer.flush(&mut sink),
             Some(Cmd::End) => {
                 self.framer.end(&mut sink);

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::date;
 use super::encode::{ChunkHeader, CRLF, LAST_CHUNK};
 use super::head::Version;
-use super::outbuf::OutQueue;
+use super::outbuf::{OutQueue, Piece};
 use super::status;
 
 /// How a response body is to be framed, as the producer asked for it.
@@ -131,7 +131,7 @@ pub(crate) struct Framer {
     limits: OutputLimits,
     state: State,
     head: Option<Head>,
-    held: Vec<Bytes>,
+    held: Vec<Piece>,
     held_len: usize,
     last_activity: Instant,
     framing: Framing,
@@ -182,12 +182,16 @@ impl Framer {
         }
     }
 
-    /// A piece of body from the producer.
-    pub(crate) fn data(&mut self, data: Bytes, sink: &mut Sink<'_>, now: Instant) {
+    /// A piece of body from the producer: bytes, or a range of a file (held, counted and
+    /// framed the same way; only the connection's writer tells them apart).
+    pub(crate) fn data(&mut self, data: impl Into<Piece>, sink: &mut Sink<'_>, now: Instant) {
+        let data = data.into();
         self.last_activity = now;
         match self.state {
             State::Holding => {
-                self.held_len += data.len();
+                self.held_len = self
+                    .held_len
+                    .saturating_add(usize::try_from(data.len()).unwrap_or(usize::MAX));
                 if !self.head_request {
                     self.held.push(data);
                 }
@@ -356,7 +360,7 @@ impl Framer {
         write_head(sink.out, head, framing, len, self.version, keep_alive);
     }
 
-    fn send(&mut self, mut data: Bytes, out: &mut OutQueue) {
+    fn send(&mut self, mut data: Piece, out: &mut OutQueue) {
         // An empty chunk would end the body (RFC 9112 §7.1); HEAD answers carry none.
         if self.head_request || data.is_empty() {
             return;
@@ -364,22 +368,22 @@ impl Framer {
         match self.framing {
             Framing::Length => {
                 // SPEC §4: surplus beyond a declared length is dropped, never sent.
-                let allowed = data
-                    .len()
-                    .min(self.remaining.min(usize::MAX as u64) as usize);
-                data.truncate(allowed);
-                self.remaining -= allowed as u64;
+                data.truncate(self.remaining);
+                self.remaining -= data.len();
                 if data.is_empty() {
                     return;
                 }
             }
-            Framing::Chunked => out.push_slice(ChunkHeader::new(data.len()).as_bytes()),
+            Framing::Chunked => {
+                let len = usize::try_from(data.len()).unwrap_or(usize::MAX);
+                out.push_slice(ChunkHeader::new(len).as_bytes());
+            }
             Framing::Close => {}
             Framing::None => return,
         }
-        self.body_bytes += data.len() as u64;
+        self.body_bytes += data.len();
         let chunked = self.framing == Framing::Chunked;
-        out.push(data);
+        out.push_piece(data);
         if chunked {
             out.push_slice(CRLF);
         }
@@ -781,5 +785,62 @@ mod tests {
         let _ = text(&mut out);
         f.interim_continue(&mut out);
         assert_eq!(text(&mut out), "");
+    }
+
+    /// A range of a file holding `content`, and everything queued read out as a transport
+    /// without sendfile reads it.
+    fn file_piece(content: &[u8]) -> (tempfile::TempDir, Piece) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, content).unwrap();
+        let file = std::sync::Arc::new(std::fs::File::open(path).unwrap());
+        let len = content.len() as u64;
+        let range = crate::http::outbuf::FileRange {
+            file,
+            offset: 0,
+            len,
+        };
+        (dir, Piece::File(range))
+    }
+
+    fn read_all(out: &mut OutQueue) -> String {
+        let mut all = String::new();
+        while !out.is_empty() {
+            out.fill_front(1 << 20).unwrap();
+            all.push_str(&text(out));
+        }
+        all
+    }
+
+    #[test]
+    fn a_file_range_is_framed_like_bytes() {
+        let now = Instant::now();
+        let (_d, piece) = file_piece(b"0123456789");
+        let mut out = OutQueue::new();
+        let mut f = Framer::new(Version::Http11, false, LIMITS, now);
+        f.head(head(200, Mode::Sized(4)), &mut sink(&mut out), now);
+        f.data(piece.clone(), &mut sink(&mut out), now);
+        f.end(&mut sink(&mut out));
+        assert!(
+            read_all(&mut out).ends_with("Content-Length: 4\r\n\r\n0123"),
+            "a range beyond the declared length is cut to it"
+        );
+        assert!(f.is_reusable());
+        assert_eq!(f.body_bytes(), 4);
+
+        let mut f = Framer::new(Version::Http11, false, LIMITS, now);
+        f.head(head(200, Mode::Stream), &mut sink(&mut out), now);
+        f.data(piece.clone(), &mut sink(&mut out), now);
+        f.end(&mut sink(&mut out));
+        assert!(read_all(&mut out).ends_with("\r\n\r\na\r\n0123456789\r\n0\r\n\r\n"));
+
+        let mut f = Framer::new(Version::Http11, true, LIMITS, now);
+        f.head(head(200, Mode::Sized(10)), &mut sink(&mut out), now);
+        f.data(piece, &mut sink(&mut out), now);
+        f.end(&mut sink(&mut out));
+        assert!(
+            read_all(&mut out).ends_with("Content-Length: 10\r\n\r\n"),
+            "HEAD: no body"
+        );
     }
 }

@@ -20,3 +20,4 @@ pub(crate) mod path;
 pub(crate) mod service;
 pub(crate) mod status;
 pub(crate) mod syntax;
+pub(crate) mod transport;

@@ -66,8 +66,9 @@ pub(crate) struct Settings {
 
 /// What a connection is given: its settings, the application, and the shutdown signal.
 pub(crate) struct Context<S> {
-    /// The `[server]` settings.
-    pub(crate) settings: Settings,
+    /// The `[server]` settings, shared by the connections of one config (not a copy in
+    /// each).
+    pub(crate) settings: Arc<Settings>,
     /// The application.
     pub(crate) service: Arc<S>,
     /// Flips to true once, at shutdown.
@@ -76,20 +77,24 @@ pub(crate) struct Context<S> {
 
 /// Serve one connection until it closes. Errors are logged here and never escape. `first`
 /// is what was read of it already (past a PROXY header).
-pub(crate) async fn serve<R, W, S>(
+///
+/// Not an `async fn`: its arguments would then stay in the future beside the [`Conn`] made
+/// of them, a second copy for as long as the connection is open.
+pub(crate) fn serve<R, W, S>(
     r: R,
     w: W,
     first: Vec<u8>,
     info: ConnInfo,
     ctx: Context<S>,
     id: u64,
-) where
+) -> impl Future<Output = ()> + Send
+where
     R: AsyncRead + Unpin + Send,
     W: Transport,
     S: Service,
 {
     let span = info_span!("conn", id, peer = %info.peer);
-    let conn = Conn {
+    let mut conn = Conn {
         r,
         w,
         info,
@@ -99,7 +104,8 @@ pub(crate) async fn serve<R, W, S>(
         head_timer: Box::pin(sleep_until(Instant::now())),
         ctx,
     };
-    conn.run().instrument(span).await;
+    // The methods borrow the connection: one taking it by value would copy it again.
+    async move { conn.run().await }.instrument(span)
 }
 
 struct Conn<R, W, S> {
@@ -130,22 +136,23 @@ where
     W: Transport,
     S: Service,
 {
-    async fn run(mut self) {
+    async fn run(&mut self) {
         // header_timeout counts from accept, then from the end of each response; it is a
         // deadline for the whole head, never reset by a byte arriving.
         let mut head_deadline = Instant::now() + self.ctx.settings.header_timeout;
         let mut idle_deadline = head_deadline;
         let mut served = 0u64;
-        loop {
-            let head = match self.read_head(head_deadline, idle_deadline).await {
-                Ok(head) => head,
-                Err(NoHead::Quiet) => return self.finish(Outcome::Close).await,
-                Err(NoHead::Refused(outcome)) => return self.finish(outcome).await,
-            };
+        let outcome = loop {
+            let idle = self.rbuf.is_empty() && !self.read_eof;
+            if idle && !self.wait_for_bytes(head_deadline, idle_deadline).await {
+                break Outcome::Close;
+            }
             served += 1;
-            let keep_alive = served < self.ctx.settings.max_requests && !self.is_shutting_down();
-            // Boxed: an idle connection's task then holds only a pointer-sized slot for it.
-            match Box::pin(self.exchange(head, keep_alive)).await {
+            let keep_alive = served < self.ctx.settings.max_requests;
+            // Boxed, the head and its exchange: a connection waiting between requests then
+            // holds only a pointer-sized slot for them in its task (an idle connection's
+            // memory), and a request still costs one allocation.
+            match Box::pin(self.serve_one(head_deadline, keep_alive)).await {
                 Outcome::KeepAlive => {
                     let settings = &self.ctx.settings;
                     let now = Instant::now();
@@ -157,8 +164,21 @@ where
                         self.rbuf = BytesMut::new();
                     }
                 }
-                outcome => return self.finish(outcome).await,
+                outcome => break outcome,
             }
+        };
+        self.finish(outcome).await;
+    }
+
+    /// Read a head and answer it; how the connection goes on.
+    async fn serve_one(&mut self, deadline: Instant, keep_alive: bool) -> Outcome {
+        match self.read_head(deadline).await {
+            Ok(head) => {
+                let keep_alive = keep_alive && !self.is_shutting_down();
+                self.exchange(head, keep_alive).await
+            }
+            Err(NoHead::Quiet) => Outcome::Close,
+            Err(NoHead::Refused(outcome)) => outcome,
         }
     }
 
@@ -168,22 +188,56 @@ where
 
     // ---- the head -----------------------------------------------------------------------
 
-    /// Wait for a complete head.
-    async fn read_head(
-        &mut self,
-        deadline: Instant,
-        idle_deadline: Instant,
-    ) -> Result<RequestHead, NoHead> {
+    /// Wait, between requests (or for the first), for the first bytes of a head: false
+    /// when the connection is to close quietly instead (idle timeout, EOF, a reset, the
+    /// server gone). A small future, kept apart from the head's: it is what an idle
+    /// connection's task holds.
+    async fn wait_for_bytes(&mut self, deadline: Instant, idle_deadline: Instant) -> bool {
+        // Draining (shutdown): an idle connection is not closed under its client, whose next
+        // request may be on its way; it gets that one answer, with Connection: close, if it
+        // comes within keep_alive_timeout (HAProxy's idle-close-on-response).
+        let mut drain_end = None;
+        loop {
+            let shutting_down = self.is_shutting_down();
+            if drain_end.is_none() && shutting_down {
+                drain_end = Some(Instant::now() + self.ctx.settings.keep_alive_timeout);
+            }
+            let until = deadline.min(idle_deadline);
+            let until = drain_end.map_or(until, |end| until.min(end));
+            if self.head_timer.deadline() != until {
+                self.head_timer.as_mut().reset(until);
+            }
+            tokio::select! {
+                // In order, without the random start: nothing here needs fairness.
+                biased;
+                n = read_lean(&mut self.r, &mut self.rbuf) => return match n {
+                    Ok(0) => {
+                        self.read_eof = true;
+                        false
+                    }
+                    Ok(_) => true,
+                    Err(_) => false,
+                },
+                _ = self.head_timer.as_mut() => return false,
+                // Wakes the wait to start the drain's deadline.
+                changed = self.ctx.shutdown.changed(), if !shutting_down => {
+                    if changed.is_err() {
+                        // The server is gone without saying so: nothing left to serve for.
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait for a complete head, by `deadline`, once some of it is there.
+    async fn read_head(&mut self, deadline: Instant) -> Result<RequestHead, NoHead> {
         let started = Instant::now();
         // head::parse rescans from the start; call it only when the bytes could hold a whole
         // head, break a limit, or have just completed the request line (which fails early),
         // so a client trickling bytes costs O(n), not O(n²).
         let mut scanned = 0;
         let mut line_checked = false;
-        // Draining (shutdown): an idle connection is not closed under its client, whose next
-        // request may be on its way; it gets that one answer, with Connection: close, if it
-        // comes within keep_alive_timeout (HAProxy's idle-close-on-response).
-        let mut drain_end = None;
         loop {
             if self.may_parse(&mut scanned, &mut line_checked) {
                 match head::parse(&mut self.rbuf, &self.ctx.settings.limits) {
@@ -195,21 +249,10 @@ where
             if self.read_eof {
                 return Err(NoHead::Quiet);
             }
-            let idle = self.rbuf.is_empty();
-            let shutting_down = self.is_shutting_down();
-            if drain_end.is_none() && shutting_down {
-                drain_end = Some(Instant::now() + self.ctx.settings.keep_alive_timeout);
-            }
-            let until = match (idle, drain_end) {
-                (true, Some(end)) => deadline.min(idle_deadline).min(end),
-                (true, None) => deadline.min(idle_deadline),
-                (false, _) => deadline,
-            };
-            if self.head_timer.deadline() != until {
-                self.head_timer.as_mut().reset(until);
+            if self.head_timer.deadline() != deadline {
+                self.head_timer.as_mut().reset(deadline);
             }
             tokio::select! {
-                // In order, without the random start: nothing here needs fairness.
                 biased;
                 n = read_lean(&mut self.r, &mut self.rbuf) => match n {
                     Ok(0) => self.read_eof = true,
@@ -217,17 +260,10 @@ where
                     Err(_) => return Err(NoHead::Quiet),
                 },
                 _ = self.head_timer.as_mut() => {
-                    if idle {
+                    if self.rbuf.is_empty() {
                         return Err(NoHead::Quiet);
                     }
                     return Err(self.head_timed_out(started));
-                }
-                // Wakes an idle wait to start the drain's deadline.
-                changed = self.ctx.shutdown.changed(), if idle && !shutting_down => {
-                    if changed.is_err() {
-                        // The server is gone without saying so: nothing left to serve for.
-                        return Err(NoHead::Quiet);
-                    }
                 }
             }
         }
@@ -555,7 +591,7 @@ where
     // ---- the end ------------------------------------------------------------------------
 
     /// Write what is queued (bounded by write_timeout), then close, lingering if asked.
-    async fn finish(mut self, outcome: Outcome) {
+    async fn finish(&mut self, outcome: Outcome) {
         if outcome == Outcome::Gone {
             return;
         }
@@ -717,7 +753,7 @@ mod tests {
         let (shutdown, watching) = watch::channel(false);
         std::mem::forget(shutdown);
         Context {
-            settings: Settings {
+            settings: Arc::new(Settings {
                 limits: Limits::default(),
                 max_requests: 100,
                 header_timeout: Duration::from_secs(5),
@@ -725,7 +761,7 @@ mod tests {
                 keep_alive_timeout: Duration::from_secs(5),
                 write_timeout: Duration::from_secs(5),
                 half_close: false,
-            },
+            }),
             service: Arc::new(App::new(
                 built.router,
                 AccessLog::off(),
@@ -843,6 +879,35 @@ mod tests {
             text.ends_with("tick 300\n"),
             "the response is complete: {text}"
         );
+    }
+
+    #[tokio::test]
+    async fn shutdown_gives_a_connection_waiting_for_its_first_head_keep_alive_timeout() {
+        // header_timeout (60 s) is longer than keep_alive_timeout (0.2 s): without the
+        // drain's deadline, the server would hold the silent connection past the 30 s below.
+        let (shutdown, watching) = watch::channel(false);
+        let mut ctx = test_context();
+        ctx.shutdown = watching;
+        let mut settings = (*ctx.settings).clone();
+        settings.header_timeout = Duration::from_secs(60);
+        settings.keep_alive_timeout = Duration::from_millis(200);
+        ctx.settings = Arc::new(settings);
+        let (mut client, server) = tokio::io::duplex(1024);
+        let (r, w) = tokio::io::split(server);
+        let addr = "127.0.0.1:1".parse().expect("address");
+        let info = ConnInfo {
+            peer: addr,
+            local: addr,
+            tls: false,
+        };
+        let task = tokio::spawn(serve(r, w, Vec::new(), info, ctx, 1));
+        tokio::task::yield_now().await;
+        shutdown.send_replace(true);
+        let mut out = Vec::new();
+        let closed = timeout(Duration::from_secs(30), client.read_to_end(&mut out)).await;
+        assert!(closed.is_ok(), "still open 30 s after shutdown");
+        assert!(out.is_empty(), "closed quietly: {out:?}");
+        task.await.expect("connection task");
     }
 
     #[tokio::test]

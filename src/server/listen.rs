@@ -4,13 +4,14 @@
 //! channel a reload updates: certificates and settings change under a socket that stays
 //! open, and a socket whose address left the config is closed by sending it no role.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -22,6 +23,7 @@ use crate::http::conn::{self, Context};
 use crate::metrics::BadRequest;
 use crate::proxy::prefixed::Prefixed;
 use crate::proxy::{self, Preamble};
+use crate::stats::ConnectionGuard;
 
 /// After an accept error (EMFILE, ENFILE…) wait this long before accepting again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -210,16 +212,24 @@ pub(super) async fn accept_loop(bound: Bound, shared: Arc<Shared>, done: mpsc::S
             tls: now.is_tls(),
         };
         let id = shared.ids.fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
-        let done = done.clone();
-        tokio::spawn(async move {
-            let _open = shared.stats.open_connection();
-            serve_connection(sock, info, now, &shared, id).await;
-            debug!(id, "connection closed");
-            drop(permit);
-            drop(done);
-        });
+        let held = Held {
+            _open: shared.stats.open_connection(),
+            _permit: permit,
+            _done: done.clone(),
+        };
+        // The connection's own future is the task, not awaited inside a wrapper: a wrapper
+        // would keep a second copy of its arguments (socket, addresses, role) for as long
+        // as the connection is open.
+        tokio::spawn(serve_connection(sock, info, now, shared.clone(), id, held));
     }
+}
+
+/// What a connection task holds until it ends: its `max_connections` slot, a sender
+/// shutdown waits on, and its place in the open-connection count.
+struct Held {
+    _open: ConnectionGuard,
+    _permit: OwnedSemaphorePermit,
+    _done: mpsc::Sender<()>,
 }
 
 /// Resolves once the listener has no role any more (a reload removed its address).
@@ -230,59 +240,71 @@ async fn removed(role: &mut watch::Receiver<Option<Role>>) {
 /// Serve one accepted connection: its PROXY header first (when its listener has them),
 /// then TLS (when it is a TLS listener), then HTTP, all with the config current when it
 /// was accepted.
-async fn serve_connection(
+///
+/// Not an `async fn`: that would copy its arguments into its future beside the
+/// originals, a second socket, addresses and role in every connection's task.
+#[allow(clippy::manual_async_fn)]
+fn serve_connection(
     mut sock: TcpStream,
     mut info: ConnInfo,
     role: Role,
-    shared: &Shared,
+    shared: Arc<Shared>,
     id: u64,
-) {
-    let generation = shared.current.load_full();
-    let mut first = Vec::new();
-    if role.proxy != ProxyProtocol::Off {
-        let server = &generation.config.server;
-        let trusted = server.trusted_proxies.contains(info.peer.ip());
-        let limit = generation.settings.header_timeout;
-        match proxy::read_preamble(&mut sock, role.proxy, trusted, limit).await {
-            Ok(Preamble {
-                addresses,
-                leftover,
-            }) => {
-                if let Some((client, local)) = addresses {
-                    (info.peer, info.local) = (client, local);
+    held: Held,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let generation = shared.current.load_full();
+        let mut first = Vec::new();
+        if role.proxy != ProxyProtocol::Off {
+            let server = &generation.config.server;
+            let trusted = server.trusted_proxies.contains(info.peer.ip());
+            let limit = generation.settings.header_timeout;
+            match proxy::read_preamble(&mut sock, role.proxy, trusted, limit).await {
+                Ok(Preamble {
+                    addresses,
+                    leftover,
+                }) => {
+                    if let Some((client, local)) = addresses {
+                        (info.peer, info.local) = (client, local);
+                    }
+                    first = leftover;
                 }
-                first = leftover;
-            }
-            Err(why) => {
-                warn!(id, peer = %info.peer, reason = %why, "connection refused");
-                shared.stats.count_error(BadRequest::Proxy);
-                return;
-            }
-        }
-    }
-    let ctx = Context {
-        settings: generation.settings.clone(),
-        service: shared.app.clone(),
-        shutdown: shared.shutdown.subscribe(),
-    };
-    drop(generation);
-    match role.tls {
-        None => {
-            let (r, w) = sock.into_split();
-            conn::serve(r, w, first, info, ctx, id).await;
-        }
-        Some((acceptor, limit)) => {
-            // Boxed: the handshake's state is large, and a plain connection's task would
-            // otherwise be sized for it too (an idle connection's memory).
-            Box::pin(async {
-                let sock = Prefixed::new(first, sock);
-                let metrics = &shared.stats.metrics;
-                if let Some(stream) = crate::tls::accept(sock, &acceptor, limit, metrics).await {
-                    let (r, w) = tokio::io::split(stream);
-                    conn::serve(r, w, Vec::new(), info, ctx, id).await;
+                Err(why) => {
+                    warn!(id, peer = %info.peer, reason = %why, "connection refused");
+                    shared.stats.count_error(BadRequest::Proxy);
+                    return;
                 }
-            })
-            .await;
+            }
         }
+        let ctx = Context {
+            settings: generation.settings.clone(),
+            service: shared.app.clone(),
+            shutdown: shared.shutdown.subscribe(),
+        };
+        drop(generation);
+        match role.tls {
+            None => {
+                // Borrowed halves: `into_split` would put the socket in an Arc, an allocation
+                // every connection keeps while it is open.
+                let (r, w) = sock.split();
+                conn::serve(r, w, first, info, ctx, id).await;
+            }
+            Some((acceptor, limit)) => {
+                // Boxed: the handshake's state is large, and a plain connection's task would
+                // otherwise be sized for it too (an idle connection's memory).
+                Box::pin(async {
+                    let sock = Prefixed::new(first, sock);
+                    let metrics = &shared.stats.metrics;
+                    if let Some(stream) = crate::tls::accept(sock, &acceptor, limit, metrics).await
+                    {
+                        let (r, w) = tokio::io::split(stream);
+                        conn::serve(r, w, Vec::new(), info, ctx, id).await;
+                    }
+                })
+                .await;
+            }
+        }
+        debug!(id, "connection closed");
+        drop(held);
     }
 }

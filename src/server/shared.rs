@@ -21,7 +21,7 @@ pub(super) struct Generation {
     /// The validated configuration.
     pub(super) config: Config,
     /// What each connection obeys, from `[server]`.
-    pub(super) settings: Settings,
+    pub(super) settings: Arc<Settings>,
     /// The handshake of the TLS listeners, from `[tls]`.
     pub(super) tls: Option<TlsAcceptor>,
 }
@@ -43,7 +43,7 @@ impl Generation {
             None => None,
         };
         Ok(Generation {
-            settings: settings(&config),
+            settings: Arc::new(settings(&config)),
             config,
             tls,
         })

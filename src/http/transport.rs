@@ -7,7 +7,7 @@ use std::io;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncWrite, Interest, WriteHalf};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{self, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::outbuf::{shrank, FileRange};
@@ -45,26 +45,49 @@ impl Transport for OwnedWriteHalf {
         cx: &mut Context<'_>,
         range: &FileRange,
     ) -> Poll<io::Result<usize>> {
-        let sock: &TcpStream = self.as_ref();
-        let count = usize::try_from(range.len)
-            .unwrap_or(usize::MAX)
-            .min(SENDFILE_MAX);
-        let offset = i64::try_from(range.offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        loop {
-            ready!(sock.poll_write_ready(cx))?;
-            // try_io clears the readiness on EAGAIN, so the next poll_write_ready waits for
-            // the socket to drain.
-            let sent = sock.try_io(Interest::WRITABLE, || {
-                let mut at = offset;
-                nix::sys::sendfile::sendfile64(sock, &*range.file, Some(&mut at), count)
-                    .map_err(io::Error::from)
-            });
-            match sent {
-                Ok(0) => return Poll::Ready(Err(shrank())),
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        sendfile_to(self.as_ref(), cx, range)
+    }
+}
+
+/// A plain connection split by borrowing (server/listen.rs: no `Arc` per connection).
+impl Transport for tcp::WriteHalf<'_> {
+    fn can_sendfile(&self) -> bool {
+        true
+    }
+
+    fn poll_sendfile(
+        &mut self,
+        cx: &mut Context<'_>,
+        range: &FileRange,
+    ) -> Poll<io::Result<usize>> {
+        sendfile_to(self.as_ref(), cx, range)
+    }
+}
+
+/// One sendfile(2) of the front of `range` to `sock`, once it is writable.
+fn sendfile_to(
+    sock: &TcpStream,
+    cx: &mut Context<'_>,
+    range: &FileRange,
+) -> Poll<io::Result<usize>> {
+    let count = usize::try_from(range.len)
+        .unwrap_or(usize::MAX)
+        .min(SENDFILE_MAX);
+    let offset = i64::try_from(range.offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+    loop {
+        ready!(sock.poll_write_ready(cx))?;
+        // try_io clears the readiness on EAGAIN, so the next poll_write_ready waits for
+        // the socket to drain.
+        let sent = sock.try_io(Interest::WRITABLE, || {
+            let mut at = offset;
+            nix::sys::sendfile::sendfile64(sock, &*range.file, Some(&mut at), count)
+                .map_err(io::Error::from)
+        });
+        match sent {
+            Ok(0) => return Poll::Ready(Err(shrank())),
+            Ok(n) => return Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Poll::Ready(Err(e)),
         }
     }
 }

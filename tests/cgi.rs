@@ -832,12 +832,19 @@ fn nothing_leaks_after_timeouts_disconnects_and_503s() {
         gone.send(&get("/streamed/forever"));
         gone.response_head();
         drop(gone);
-        // Two slow ones hold both slots while a third is refused.
+        // Two slow ones hold both slots while a third is refused: once the scripts before
+        // them are gone (reaped, their slots back) and both of theirs run, so that the
+        // third cannot find a slot freed within its queue_timeout.
+        srv.wait_until("the round's earlier scripts are gone", || {
+            srv.children().is_empty()
+        });
         let mut a = srv.connect();
         let mut b = srv.connect();
         a.send(&get("/cgi-bin/sleep"));
         b.send(&get("/cgi-bin/sleep"));
+        srv.wait_until("both slow scripts run", || srv.children().len() == 2);
         let third = srv.get("/cgi-bin/hello").status;
+        assert_eq!(third, 503, "both slots are held");
         *statuses.entry(third).or_insert(0) += 1;
         drop((a, b));
         let _ = round;
@@ -984,22 +991,7 @@ fn set_open_files(pid: u32, soft: u64) {
 #[test]
 fn a_helper_that_cannot_be_started_is_tried_again_only_after_its_backoff() {
     let srv = cgi_server();
-    assert_eq!(srv.get("/cgi-bin/hello").status, 200);
-    let supervisor = srv.supervisor().expect("a supervisor");
-    // The supervisor may open no descriptor more: every helper start fails (EMFILE).
-    let open = std::fs::read_dir(format!("/proc/{supervisor}/fd"))
-        .unwrap()
-        .count();
-    set_open_files(supervisor, open as u64);
-    let helpers = srv.helpers();
-    for &pid in &helpers {
-        kill9(pid);
-        wait_gone(&srv, pid);
-    }
-    // Known dead by the server (else a request could still be sent to a dead one's socket).
-    srv.wait_until("each death noticed", || {
-        srv.log_text().matches("a CGI spawn helper is gone").count() >= helpers.len()
-    });
+    let supervisor = hold_helpers_down(&srv);
     let requests = 20;
     for _ in 0..requests {
         assert_eq!(srv.get("/cgi-bin/hello").status, 500);
@@ -1039,11 +1031,10 @@ fn a_helper_that_cannot_be_started_is_tried_again_only_after_its_backoff() {
     srv.terminate();
 }
 
-#[test]
-fn auto_spawns_from_the_server_while_no_helper_can_be_had() {
-    // The same helpers held down as in the backoff test above, with the default spawn mode:
-    // `auto` serves every request from the server itself where `helper` answered 500.
-    let srv = start("", "", "");
+/// Kill the helpers of a server that has served a CGI request, with their supervisor held at
+/// its open-file limit so that every start of a new one fails (EMFILE); returns the
+/// supervisor's pid (`set_open_files(pid, 1024)` lets starts work again).
+fn hold_helpers_down(srv: &Server) -> u32 {
     assert_eq!(srv.get("/cgi-bin/hello").status, 200);
     let supervisor = srv.supervisor().expect("a supervisor");
     let open = std::fs::read_dir(format!("/proc/{supervisor}/fd"))
@@ -1053,11 +1044,21 @@ fn auto_spawns_from_the_server_while_no_helper_can_be_had() {
     let helpers = srv.helpers();
     for &pid in &helpers {
         kill9(pid);
-        wait_gone(&srv, pid);
+        wait_gone(srv, pid);
     }
+    // Known dead by the server (else a request could still be sent to a dead one's socket).
     srv.wait_until("each death noticed", || {
         srv.log_text().matches("a CGI spawn helper is gone").count() >= helpers.len()
     });
+    supervisor
+}
+
+#[test]
+fn auto_spawns_from_the_server_while_no_helper_can_be_had() {
+    // The same helpers held down as in the backoff test above, with the default spawn mode:
+    // `auto` serves every request from the server itself where `helper` answered 500.
+    let srv = start("", "", "");
+    let supervisor = hold_helpers_down(&srv);
     for _ in 0..5 {
         let r = srv.get("/cgi-bin/hello");
         assert_eq!(r.status, 200, "{}", srv.log_text());

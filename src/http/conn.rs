@@ -774,6 +774,14 @@ mod tests {
 
     /// Start serving one connection over an in-memory pipe of `capacity` bytes each way.
     fn connect(capacity: usize) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
+        connect_with(capacity, test_context())
+    }
+
+    /// [`connect`] with a context of the test's.
+    fn connect_with(
+        capacity: usize,
+        ctx: Context<App>,
+    ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
         let (client, server) = tokio::io::duplex(capacity);
         let (r, w) = tokio::io::split(server);
         let addr = "127.0.0.1:1".parse().expect("address");
@@ -782,10 +790,7 @@ mod tests {
             local: addr,
             tls: false,
         };
-        (
-            client,
-            tokio::spawn(serve(r, w, Vec::new(), info, test_context(), 1)),
-        )
+        (client, tokio::spawn(serve(r, w, Vec::new(), info, ctx, 1)))
     }
 
     /// Serve one connection: write `input`, return everything the server writes until it
@@ -892,15 +897,7 @@ mod tests {
         settings.header_timeout = Duration::from_secs(60);
         settings.keep_alive_timeout = Duration::from_millis(200);
         ctx.settings = Arc::new(settings);
-        let (mut client, server) = tokio::io::duplex(1024);
-        let (r, w) = tokio::io::split(server);
-        let addr = "127.0.0.1:1".parse().expect("address");
-        let info = ConnInfo {
-            peer: addr,
-            local: addr,
-            tls: false,
-        };
-        let task = tokio::spawn(serve(r, w, Vec::new(), info, ctx, 1));
+        let (mut client, task) = connect_with(1024, ctx);
         tokio::task::yield_now().await;
         shutdown.send_replace(true);
         let mut out = Vec::new();

@@ -7,7 +7,7 @@ use std::io;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncWrite, Interest, WriteHalf};
-use tokio::net::tcp::{self, OwnedWriteHalf};
+use tokio::net::tcp;
 use tokio::net::TcpStream;
 
 use super::outbuf::{shrank, FileRange};
@@ -35,21 +35,7 @@ pub(crate) trait Transport: AsyncWrite + Unpin + Send {
     }
 }
 
-impl Transport for OwnedWriteHalf {
-    fn can_sendfile(&self) -> bool {
-        true
-    }
-
-    fn poll_sendfile(
-        &mut self,
-        cx: &mut Context<'_>,
-        range: &FileRange,
-    ) -> Poll<io::Result<usize>> {
-        sendfile_to(self.as_ref(), cx, range)
-    }
-}
-
-/// A plain connection split by borrowing (server/listen.rs: no `Arc` per connection).
+/// A plain connection, split by borrowing (server/listen.rs: no `Arc` per connection).
 impl Transport for tcp::WriteHalf<'_> {
     fn can_sendfile(&self) -> bool {
         true

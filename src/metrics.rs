@@ -38,23 +38,10 @@ pub(crate) const RESPONSE_BUCKETS: &[u64] = &[
     60_000_000_000,
 ];
 
-/// Upper bounds of the CGI spawn-time buckets, in nanoseconds: 100 µs to 1 s (a vfork and
-/// exec takes about a millisecond; a helper's round trip a little more).
-pub(crate) const SPAWN_BUCKETS: &[u64] = &[
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-];
+/// Upper bounds of the CGI spawn-time buckets, in nanoseconds: the response buckets from
+/// 100 µs to 1 s (a vfork and exec takes about a millisecond; a helper's round trip a little
+/// more).
+pub(crate) const SPAWN_BUCKETS: &[u64] = RESPONSE_BUCKETS.split_at(13).0;
 
 /// Upper bounds of the `max_children` queue-wait buckets, in nanoseconds: a free slot is
 /// taken in well under 10 µs; a wait is bounded by `queue_timeout` (5 s by default).

@@ -245,7 +245,7 @@ impl CgiHandler {
             let helpers = helpers.ok_or(GatewayError::NoHelper)?;
             return match helpers.row(0).await {
                 Ok(helper) => Ok((Some(helper), false, false)),
-                Err(e) if use_helper(self.shared.spawn, false) => {
+                Err(e) if self.shared.spawn == SpawnMode::Helper => {
                     Err(GatewayError::HelperUnavailable(e).into())
                 }
                 Err(e) => {

@@ -4,6 +4,7 @@
 mod echo;
 mod hello;
 mod metrics;
+mod read_only;
 mod static_dir;
 mod status;
 mod ticker;

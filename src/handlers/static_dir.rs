@@ -79,12 +79,8 @@ enum Refusal {
 
 impl StaticDir {
     async fn serve(&self, req: &mut Request, res: &mut Response) -> Result<(), HandlerError> {
-        let method = req.head.method_str();
-        if method != "GET" && method != "HEAD" {
-            res.set_header("Allow", "GET, HEAD");
-            return res
-                .plain(status::METHOD_NOT_ALLOWED, "Method Not Allowed")
-                .await;
+        if !super::read_only::is_get_or_head(req) {
+            return super::read_only::get_or_head_only(res).await;
         }
         let opened = match self.open(req.path_below_prefix(), Instant::now()) {
             Ok(opened) => opened,

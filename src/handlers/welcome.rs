@@ -117,12 +117,8 @@ impl Handler for Welcome {
             if !WELCOME_PATHS.contains(&below) {
                 return res.plain(status::NOT_FOUND, "Not Found").await;
             }
-            let method = req.head.method_str();
-            if method != "GET" && method != "HEAD" {
-                res.set_header("Allow", "GET, HEAD");
-                return res
-                    .plain(status::METHOD_NOT_ALLOWED, "Method Not Allowed")
-                    .await;
+            if !super::read_only::is_get_or_head(req) {
+                return super::read_only::get_or_head_only(res).await;
             }
             res.set_header("Content-Type", "text/html; charset=utf-8");
             // The table is the running config's: a reload may change it.
